@@ -1,0 +1,96 @@
+"""Information theory: self-information, entropy, cross-entropy, KL divergence.
+
+All take a log ``base``: ``e`` (nats, the default), ``2`` (bits), ``10`` (hartleys), or any
+positive number other than 1. ``log_b x = ln x / ln b``. Terms with a zero probability weight
+contribute 0 (the convention ``0 log 0 = 0``, like ``xlogy``).
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .symbols import Vector, as_vector, class_sum
+
+_BASE_NAMES = {"e": sp.E, "nat": sp.E, "nats": sp.E, "2": 2, "bit": 2, "bits": 2,
+               "10": 10, "hartley": 10, "hartleys": 10, "dit": 10}
+
+
+def log_base(base) -> sp.Expr:
+    """Validate a log base and return it as a SymPy expression (``e``, ``2``, ``10``, ...)."""
+    if isinstance(base, str):
+        try:
+            return sp.sympify(_BASE_NAMES[base.strip().lower()])
+        except KeyError:
+            raise ValueError(
+                f"unknown log base {base!r}: use e (nats), 2 (bits), 10, or a positive number other than 1"
+            ) from None
+    if isinstance(base, bool) or not isinstance(base, (int, float, sp.Basic)):
+        raise ValueError(f"unknown log base {base!r}: use e (nats), 2 (bits), 10, or a positive number other than 1")
+    b = sp.sympify(base)
+    if b.is_positive is False or b == 1 or (b.is_number and not b.is_positive):
+        raise ValueError(f"log base must be positive and not 1, got {base!r}")
+    return b
+
+
+def log_b(value, base=sp.E) -> sp.Expr:
+    """``log_b(value) = ln(value) / ln(b)``."""
+    b = log_base(base)
+    return sp.log(value) if b == sp.E else sp.log(value) / sp.log(b)
+
+
+def xlogy(weight, value, base=sp.E) -> sp.Expr:
+    """``weight * log_b(value)``, and exactly 0 where ``weight`` is 0 (``0 log 0 = 0``)."""
+    weight = sp.sympify(weight)
+    if weight.is_zero:
+        return sp.S.Zero
+    return weight * log_b(value, base)
+
+
+def _check_probabilities(p: Vector, name: str) -> None:
+    if isinstance(p, tuple):
+        for idx, v in enumerate(p):
+            if v.is_number and v.is_real and (v < 0 or v > 1):
+                raise ValueError(f"{name}[{idx}] = {v} is not a probability: it must lie in [0, 1]")
+
+
+def _probability_vector(p, name: str) -> Vector:
+    p = as_vector(p, name)
+    _check_probabilities(p, name)
+    return p
+
+
+def _probability(p, name: str = "p") -> sp.Expr:
+    if isinstance(p, (str, bytes)):
+        raise TypeError(f"{name}: expected a number or SymPy expression, got a string")
+    value = sp.sympify(p)
+    if value.is_number and value.is_real and (value < 0 or value > 1):
+        raise ValueError(f"{name} = {value} is not a probability: it must lie in [0, 1]")
+    return value
+
+
+def self_information(p, base=sp.E) -> sp.Expr:
+    r"""Self-information (surprisal) :math:`I(p) = -\log_b p`."""
+    return -log_b(_probability(p), base)
+
+
+def entropy(p, base=sp.E) -> sp.Expr:
+    r"""Shannon entropy :math:`H(p) = -\sum_i p_i \log_b p_i`: the expected self-information."""
+    p = _probability_vector(p, "p")
+    return -class_sum(lambda m: xlogy(p[m], p[m], base), p)
+
+
+def binary_entropy(p, base=sp.E) -> sp.Expr:
+    r"""Binary entropy :math:`H_2(p) = -p \log_b p - (1 - p) \log_b (1 - p)`."""
+    p = _probability(p)
+    return -xlogy(p, p, base) - xlogy(1 - p, 1 - p, base)
+
+
+def cross_entropy(p, q, base=sp.E) -> sp.Expr:
+    r"""Cross-entropy :math:`H(p, q) = -\sum_i p_i \log_b q_i` (p: target, q: prediction)."""
+    p, q = _probability_vector(p, "p"), _probability_vector(q, "q")
+    return -class_sum(lambda m: xlogy(p[m], q[m], base), p, q)
+
+
+def kl_divergence(p, q, base=sp.E) -> sp.Expr:
+    r"""Kullback-Leibler divergence :math:`D(p \| q) = \sum_i p_i \log_b (p_i / q_i)`."""
+    p, q = _probability_vector(p, "p"), _probability_vector(q, "q")
+    return class_sum(lambda m: xlogy(p[m], p[m] / q[m], base), p, q)
