@@ -66,7 +66,7 @@ def _as_number_or_expr(value, where: str) -> sp.Expr:
     if isinstance(value, bool) or not isinstance(value, Number):
         raise TypeError(
             f"{where}: expected a number or a SymPy expression, got {type(value).__name__} "
-            f"{value!r} (strings are not parsed here: use symxent.parse or sympy.Rational)"
+            f"{value!r} (strings are not parsed here: use symxent.prove.parse_formula or sympy.Rational)"
         )
     return sp.sympify(value)  # a Python number only: never a string
 
