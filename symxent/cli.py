@@ -100,6 +100,80 @@ def cmd_verify(args) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_derive(args) -> int:
+    """A registered derivation: its steps and the gradient (or the list of names)."""
+    from .derive import DERIVATIONS
+
+    if args.name is None or args.name == "list":
+        rows = [(name, spec.title, spec.wrt) for name, spec in DERIVATIONS.items()]
+        print(table(rows, ["name", "what", "by"]))
+        return 0
+    if args.name not in DERIVATIONS:
+        raise UserError(f"unknown derivation {args.name!r}; choose one of: {', '.join(DERIVATIONS)}")
+    try:
+        derivation = DERIVATIONS[args.name].derive(wrt=args.wrt)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json(derivation.to_dict())
+    elif args.latex:
+        print(derivation.latex())
+    else:
+        for step in derivation.steps:
+            print(f"{step.explanation}:\n    {step.expr}")
+        print(f"\nresult ({derivation.seconds:.3f} s):\n    {derivation.result}")
+    return 0
+
+
+PROVE_EXIT = {"proved": 0, "proved_concrete": 0, "refuted": 1, "unknown": 3}
+
+
+def cmd_prove(args) -> int:
+    """Prove or refute ``LHS == RHS`` (formulas through the safe parser)."""
+    from .prove import FormulaError, parse_formula, prove
+
+    try:
+        # parsed for a symbolic n; the prover substitutes a concrete --n itself
+        lhs, rhs = (parse_formula(side) for side in (args.lhs, args.rhs))
+        verdict = prove(lhs, rhs, n=args.n, relation=args.relation)
+    except FormulaError as exc:
+        raise UserError(f"bad formula: {exc}") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json(verdict.to_dict())
+    elif args.latex:
+        print(verdict.latex())
+    else:
+        print(f"{verdict.status} ({verdict.method}, {verdict.seconds:.3f} s)")
+        for step in verdict.steps:
+            print(f"  {step.explanation}:\n      {step.expr}")
+        if verdict.counterexample:
+            print("counterexample (mpmath, 50 digits):")
+            for key, value in verdict.counterexample.items():
+                print(f"  {key} = {value}")
+    return PROVE_EXIT[verdict.status]
+
+
+def cmd_identities(args) -> int:
+    """The identity catalogue, each proved or refuted now; exit 1 if a verdict is not the expected one."""
+    from .prove import check_all
+
+    results = check_all()
+    if args.json:
+        _print_json([r.to_dict() for r in results])
+    else:
+        rows = []
+        for r in results:
+            d = r.to_dict()
+            rows.append((d["name"], d["expected"], d["status"], f"{d['seconds']:.3f}", "ok" if r.ok else "MISMATCH"))
+        print(table(rows, ["name", "expected", "status", "seconds", ""]))
+        proved = sum(1 for r in results if r.to_dict()["status"] == "proved")
+        refuted = sum(1 for r in results if r.to_dict()["status"] == "refuted")
+        print(f"\n{proved} proved for general n, {refuted} refuted with counterexamples, {len(results)} in all")
+    return 0 if all(r.ok for r in results) else 1
+
+
 def _add(sub, name, func, help_text):
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.set_defaults(func=func)
@@ -121,12 +195,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "examples", cmd_examples, "the worked examples of the source documents, recomputed, with verdicts")
     p.add_argument("--json", action="store_true", help="print JSON records")
+    p = _add(sub, "derive", cmd_derive, "derive a gradient for general n, step by step (no NAME: list them)")
+    p.add_argument("name", nargs="?", help="a registered derivation, e.g. ce_index (omit to list them)")
+    p.add_argument("--wrt", help="the variable to differentiate by (default: the entry's own)")
+    p.add_argument("--latex", action="store_true", help="print the steps as a LaTeX align* block")
+    p.add_argument("--json", action="store_true", help="print the derivation as JSON")
+    p = _add(sub, "prove", cmd_prove, "prove LHS == RHS for general n, or refute it with a counterexample "
+                                       "(exit 0 proved, 1 refuted, 3 unknown, 2 bad input)")
+    p.add_argument("lhs", help='left side, e.g. "-log(softmax(z)[c])"')
+    p.add_argument("rhs", help='right side, e.g. "logsumexp(z) - z[c]"')
+    p.add_argument("--n", type=int, help="a concrete number of classes (default: general n)")
+    p.add_argument("--relation", choices=["==", ">=", "<="], default="==", help="the claim (default ==)")
+    p.add_argument("--latex", action="store_true", help="print the steps as LaTeX")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+
+    p = _add(sub, "identities", cmd_identities, "the identity catalogue with verdicts and times")
+    p.add_argument("--json", action="store_true", help="print JSON records")
     return parser
+
+
+def _protect_formulas(argv: list, parser: argparse.ArgumentParser) -> list:
+    """Let formulas start with '-' (``symxent prove "-log(softmax(z)[c])" ...``): every argument of a
+    subcommand that is not one of its options is passed after ``--``, so argparse reads it as positional."""
+    if not argv or argv[0] != "prove" or "--" in argv:
+        return argv
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[argv[0]]
+    takes_value = {s: a.nargs != 0 for a in sub._actions for s in a.option_strings}
+    options, positionals, rest = [], [], iter(argv[1:])
+    for arg in rest:
+        name = arg.split("=", 1)[0]
+        if name in takes_value:
+            options.append(arg)
+            if takes_value[name] and "=" not in arg:
+                options.append(next(rest, ""))
+        else:
+            positionals.append(arg)
+    return [argv[0], *options, "--", *positionals]
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_protect_formulas(argv, parser))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -15,6 +15,9 @@ from typing import Callable, Iterable
 CHECK_MODULES = (
     "symxent.examples.check",
     "symxent.numeric_checks",
+    "symxent.prove.parse",
+    "symxent.derive",
+    "symxent.prove.identities",
 )
 
 

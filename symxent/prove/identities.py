@@ -1,0 +1,342 @@
+"""The identity catalogue: true identities (proved) and plausible false ones (refuted), as data.
+
+One :class:`Identity` per row: a stable ``name``, the printable ``lhs`` / ``rhs``, the verdict
+``expected`` from the prover, assumptions, and ``build`` (a callable returning the two SymPy
+sides). The code generator uses a rewrite only when its identity here is proved
+(:func:`is_proved`); the CLI (``symxent identities``) and ``symxent verify`` run every row.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import sympy as sp
+
+from ..definitions import (MappedVector, bce, bce_with_logits, binary_entropy, c, class_sum, cross_entropy,
+                           cross_entropy_loss, entropy, i, j, k, kl_divergence, l, log_sigmoid, log_softmax,
+                           logsumexp, multilabel_bce_with_logits, n, nll, one_hot, sigmoid, softmax,
+                           softmax_cross_entropy, softmax_cross_entropy_prob, softplus, stable_softplus, t,
+                           vector, x)
+from .prover import PROVED, REFUTED, Verdict, prove
+
+# --- the symbols the catalogue talks about -----------------------------------------------------
+
+z = vector("z")  # logits
+y = vector("y")  # a probability target (sums to 1 where the row says so)
+p = vector("p", positive=True)  # probability vectors
+q = vector("q", positive=True)
+w = vector("w", positive=True)  # class weights
+u, v = vector("u"), vector("v")  # two rows of a concrete batch
+a, b = sp.symbols("a b", real=True)
+eps = sp.Symbol("eps", positive=True)  # label smoothing, in (0, 1)
+pw = sp.Symbol("pos_weight", positive=True)
+r = sp.Symbol("r", positive=True)  # a probability in (0, 1)
+
+Y_SUMS_TO_ONE = sp.Eq(sp.Sum(y[i], (i, 0, n - 1)), 1)
+P_SUMS_TO_ONE = sp.Eq(sp.Sum(p[i], (i, 0, n - 1)), 1)
+Q_SUMS_TO_ONE = sp.Eq(sp.Sum(q[i], (i, 0, n - 1)), 1)
+EPS_BELOW_ONE = eps < 1
+R_BELOW_ONE = r < 1
+
+
+def _shifted(vec, shift, scale=1):
+    """The vector ``scale * vec + shift`` (symbolic length)."""
+    return MappedVector(lambda m: scale * vec[m] + shift, vec.length)
+
+
+def _sum_exp(vec, shift=0):
+    return class_sum(lambda m: sp.exp(vec[m] - shift), vec, index=j)
+
+
+def _megatron_smoothing(logits, target, eps_):
+    """Megatron-LM's label smoothing: PyTorch's formula with eps replaced by eps * n / (n - 1)."""
+    return softmax_cross_entropy(logits, target, label_smoothing=eps_ * n / (n - 1))
+
+
+def _weighted_batch(reduction):
+    rows = [tuple(u[m] for m in range(3)), tuple(v[m] for m in range(3))]
+    return cross_entropy_loss(rows, [0, 2], weight=tuple(w[m] for m in range(3)), reduction=reduction)
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Identity:
+    """One catalogue row: ``lhs relation rhs`` under ``assumptions``, and the verdict expected."""
+
+    name: str
+    lhs: str
+    rhs: str
+    expected: str
+    assumptions: tuple = ()
+    n: Optional[int] = None
+    description: str = ""
+    source: str = ""
+    relation: str = "=="
+    build: Callable[[], tuple] = field(default=None, repr=False, compare=False)
+
+    def sides(self) -> tuple:
+        """The two sides as SymPy expressions."""
+        return self.build()
+
+    def claim(self) -> str:
+        return f"{self.lhs} {self.relation} {self.rhs}"
+
+
+def _true(name, lhs, rhs, build, description, source="", **kw) -> Identity:
+    return Identity(name, lhs, rhs, PROVED, description=description, source=source, build=build, **kw)
+
+
+def _false(name, lhs, rhs, build, description, source="", **kw) -> Identity:
+    return Identity(name, lhs, rhs, REFUTED, description=description, source=source, build=build, **kw)
+
+
+IDENTITIES: tuple = (
+    # --- logsumexp and softmax: the rewrites the code generator relies on ---
+    _true("logsumexp_shift", "logsumexp(z)", "a + log(sum(exp(z[j] - a), j))",
+          lambda: (logsumexp(z), a + sp.log(_sum_exp(z, a))),
+          "logsumexp may be computed after subtracting any real a; a = max(z) is the stable max-shift",
+          "SEMANTICS.md; used by codegen (stable logsumexp)"),
+    _true("logsumexp_translation", "log(sum(exp(z[j] + a), j))", "logsumexp(z) + a",
+          lambda: (logsumexp(_shifted(z, a)), logsumexp(z) + a),
+          "adding a constant to every logit shifts logsumexp by it", "SEMANTICS.md"),
+    _true("softmax_via_logsumexp", "exp(z[k]) / sum(exp(z[j]), j)", "exp(z[k] - logsumexp(z))",
+          lambda: (softmax(z, k), sp.exp(z[k] - logsumexp(z))),
+          "softmax computed from the stable logsumexp", "used by codegen"),
+    _true("softmax_shift_invariance", "exp(z[k] + a) / sum(exp(z[j] + a), j)", "softmax(z)[k]",
+          lambda: (softmax(_shifted(z, a), k), softmax(z, k)),
+          "softmax does not change when a constant is added to every logit"),
+    _true("log_softmax_def", "log(softmax(z)[k])", "z[k] - logsumexp(z)",
+          lambda: (sp.log(softmax(z, k)), z[k] - logsumexp(z)),
+          "log-softmax without a division or a log of a small number", "used by codegen"),
+    _true("ce_is_lse_minus_target", "-log(softmax(z)[c])", "logsumexp(z) - z[c]",
+          lambda: (-sp.log(softmax(z, c)), logsumexp(z) - z[c]),
+          "cross-entropy of an index target from logits", "SEMANTICS.md; used by codegen"),
+    _true("ce_equals_nll_of_log_softmax", "softmax_cross_entropy(z, c, weight=w)", "nll(log_softmax(z), c, weight=w)",
+          lambda: (softmax_cross_entropy(z, c, weight=w), nll(log_softmax(z), c, weight=w)),
+          "F.cross_entropy is F.nll_loss after F.log_softmax (with class weights)", "SEMANTICS.md"),
+    _true("exp_add_log", "exp(a + b*log(r))", "exp(a)*r**b",
+          lambda: (sp.exp(a + b * sp.log(r)), sp.exp(a) * r**b),
+          "exp(a + b log x) = exp(a) x^b for x > 0: softmax as exp(z_k - m) / S after the max-shift",
+          "used by codegen"),
+    _true("sum_linearity", "sum(a*u[i] + v[i], i)", "a*sum(u[i], i) + sum(v[i], i)",
+          lambda: (class_sum(lambda m: a * u[m] + v[m], u), a * class_sum(lambda m: u[m], u)
+                   + class_sum(lambda m: v[m], v)),
+          "a class-axis sum is linear: row scalars move out of the reduction", "used by codegen"),
+    _true("softmax_sums_to_one", "sum(softmax(z)[i], i)", "1",
+          lambda: (class_sum(lambda m: softmax(z, m), z), sp.S.One),
+          "softmax is a probability vector"),
+    # --- gradients ---
+    _true("logsumexp_grad_is_softmax", "diff(logsumexp(z), z[k])", "softmax(z)[k]",
+          lambda: (sp.Derivative(logsumexp(z), z[k]), softmax(z, k)),
+          "the gradient of logsumexp is softmax"),
+    _true("ce_grad_is_softmax_minus_onehot", "diff(softmax_cross_entropy(z, c), z[k])", "softmax(z)[k] - delta(k, c)",
+          lambda: (sp.Derivative(softmax_cross_entropy(z, c), z[k]), softmax(z, k) - sp.KroneckerDelta(k, c)),
+          "gradient of cross-entropy with an index target", "SEMANTICS.md; used by codegen"),
+    _true("ce_prob_grad_is_softmax_minus_target", "diff(softmax_cross_entropy_prob(z, y), z[k])",
+          "softmax(z)[k] - y[k]",
+          lambda: (sp.Derivative(softmax_cross_entropy_prob(z, y), z[k]), softmax(z, k) - y[k]),
+          "gradient of cross-entropy with a probability target summing to 1", "SEMANTICS.md; used by codegen",
+          assumptions=(Y_SUMS_TO_ONE,)),
+    _true("label_smoothing_grad", "diff(softmax_cross_entropy(z, c, label_smoothing=eps), z[k])",
+          "softmax(z)[k] - (1 - eps)*delta(k, c) - eps/n",
+          lambda: (sp.Derivative(softmax_cross_entropy(z, c, label_smoothing=eps), z[k]),
+                   softmax(z, k) - (1 - eps) * sp.KroneckerDelta(k, c) - eps / n),
+          "gradient of label-smoothed cross-entropy (PyTorch's eps / n)", "SEMANTICS.md; used by codegen",
+          assumptions=(EPS_BELOW_ONE,)),
+    _true("logsumexp_hessian", "diff(diff(logsumexp(z), z[k]), z[l])",
+          "softmax(z)[k]*delta(k, l) - softmax(z)[k]*softmax(z)[l]",
+          lambda: (sp.Derivative(logsumexp(z), z[k], z[l]),
+                   softmax(z, k) * sp.KroneckerDelta(k, l) - softmax(z, k) * softmax(z, l)),
+          "Hessian of logsumexp: diag(s) - s s^T", "SEMANTICS.md"),
+    # --- label smoothing ---
+    _true("label_smoothing_index_equals_prob_target", "softmax_cross_entropy(z, c, weight=w, label_smoothing=eps)",
+          "-sum(w[i]*((1 - eps)*delta(i, c) + eps/n)*log_softmax(z)[i], i)",
+          lambda: (softmax_cross_entropy(z, c, weight=w, label_smoothing=eps),
+                   softmax_cross_entropy_prob(z, one_hot(c, n), weight=w, label_smoothing=eps)),
+          "an index target smoothed by eps is the probability target (1 - eps) onehot + eps/n (none, sum)",
+          "SEMANTICS.md", assumptions=(EPS_BELOW_ONE,)),
+    # --- information theory ---
+    _true("kl_is_ce_minus_entropy", "kl_divergence(p, q)", "cross_entropy(p, q) - entropy(p)",
+          lambda: (kl_divergence(p, q), cross_entropy(p, q) - entropy(p)),
+          "KL divergence is cross-entropy minus entropy", "SEMANTICS.md"),
+    _true("ce_self_is_entropy", "cross_entropy(p, p)", "entropy(p)", lambda: (cross_entropy(p, p), entropy(p)),
+          "the cross-entropy of a distribution with itself is its entropy", "SEMANTICS.md"),
+    _true("gibbs_inequality", "kl_divergence(p, q)", "0", lambda: (kl_divergence(p, q), sp.S.Zero),
+          "Gibbs' inequality KL >= 0 for probability vectors, via log x <= x - 1", "SEMANTICS.md",
+          assumptions=(P_SUMS_TO_ONE, Q_SUMS_TO_ONE), relation=">="),
+    _true("cross_entropy_at_least_entropy", "cross_entropy(p, q)", "entropy(p)",
+          lambda: (cross_entropy(p, q), entropy(p)),
+          "cross-entropy is never below entropy (Gibbs)", "", assumptions=(P_SUMS_TO_ONE, Q_SUMS_TO_ONE),
+          relation=">="),
+    _true("entropy_base_change", "entropy(p, 2)", "entropy(p) / log(2)",
+          lambda: (entropy(p, 2), entropy(p) / sp.log(2)),
+          "entropy in bits is entropy in nats divided by ln 2", "SEMANTICS.md"),
+    _true("cross_entropy_base_change", "cross_entropy(p, q, 10)", "cross_entropy(p, q) / log(10)",
+          lambda: (cross_entropy(p, q, 10), cross_entropy(p, q) / sp.log(10)),
+          "cross-entropy in base 10 is cross-entropy in nats divided by ln 10", "seed documents"),
+    _true("binary_entropy_derivative", "diff(binary_entropy(r), r)", "log((1 - r)/r)",
+          lambda: (sp.Derivative(binary_entropy(r), r), sp.log((1 - r) / r)),
+          "derivative of the binary entropy (nats), 0 < r < 1", "", assumptions=(R_BELOW_ONE,)),
+    # --- sigmoid, softplus, binary cross-entropy ---
+    _true("softplus_stable", "softplus(x)", "Max(x, 0) + log(1 + exp(-Abs(x)))",
+          lambda: (softplus(x), stable_softplus(x)),
+          "overflow-free softplus", "used by codegen"),
+    _true("log_sigmoid_stable", "log(sigmoid(x))", "Min(x, 0) - log(1 + exp(-Abs(x)))",
+          lambda: (sp.log(sigmoid(x)), sp.Min(x, 0) - sp.log(1 + sp.exp(-sp.Abs(x)))),
+          "overflow-free log-sigmoid", "used by codegen"),
+    _true("sigmoid_via_exp", "sigmoid(x)", "exp(x) / (1 + exp(x))",
+          lambda: (sigmoid(x), sp.exp(x) / (1 + sp.exp(x))),
+          "the form of sigmoid used for x < 0 (no overflow of exp(-x))", "used by codegen"),
+    _true("sigmoid_symmetry", "1 - sigmoid(x)", "sigmoid(-x)", lambda: (1 - sigmoid(x), sigmoid(-x)),
+          "1 - sigma(x) = sigma(-x)"),
+    _true("softplus_difference", "softplus(x) - softplus(-x)", "x", lambda: (softplus(x) - softplus(-x), x),
+          "softplus(x) - softplus(-x) = x"),
+    _true("log_sigmoid_is_minus_softplus", "log_sigmoid(x)", "-softplus(-x)",
+          lambda: (log_sigmoid(x), -softplus(-x)), "log sigma(x) = -softplus(-x)", "used by codegen"),
+    _true("sigmoid_derivative", "diff(sigmoid(x), x)", "diff(1 / (1 + exp(-x)), x)",
+          lambda: (sp.Derivative(sigmoid(x), x), sp.Derivative(1 / (1 + sp.exp(-x)), x)),
+          "sigmoid's fdiff, sigma (1 - sigma), agrees with differentiating its formula"),
+    _true("bce_with_logits_is_softplus", "bce_with_logits(x, t)", "softplus(x) - t*x",
+          lambda: (bce_with_logits(x, t), softplus(x) - t * x),
+          "BCE with logits is softplus(x) - t x", "SEMANTICS.md; used by codegen"),
+    _true("bce_of_sigmoid_is_bce_with_logits", "-(t*log(sigmoid(x)) + (1 - t)*log(1 - sigmoid(x)))",
+          "bce_with_logits(x, t)",
+          lambda: (-(t * sp.log(sigmoid(x)) + (1 - t) * sp.log(1 - sigmoid(x))), bce_with_logits(x, t)),
+          "BCE of sigmoid(x) (without PyTorch's log clamp) equals BCE with logits", "SEMANTICS.md"),
+    _true("bce_is_two_class_ce", "bce_with_logits(x, t)", "softmax_cross_entropy_prob([0, x], [1 - t, t])",
+          lambda: (bce_with_logits(x, t), softmax_cross_entropy_prob((sp.S.Zero, x), (1 - t, t))),
+          "binary cross-entropy is 2-class softmax cross-entropy with logits [0, x]", "SEMANTICS.md"),
+    _true("bce_with_logits_grad", "diff(bce_with_logits(x, t), x)", "sigmoid(x) - t",
+          lambda: (sp.Derivative(bce_with_logits(x, t), x), sigmoid(x) - t),
+          "gradient of BCE with logits", "SEMANTICS.md; used by codegen"),
+    _true("bce_with_logits_pos_weight_grad", "diff(bce_with_logits(x, t, pos_weight), x)",
+          "(1 + (pos_weight - 1)*t)*sigmoid(x) - pos_weight*t",
+          lambda: (sp.Derivative(bce_with_logits(x, t, pw), x), (1 + (pw - 1) * t) * sigmoid(x) - pw * t),
+          "gradient of BCE with logits and pos_weight", "SEMANTICS.md; used by codegen"),
+    _true("multilabel_bce_is_sum_of_softplus", "multilabel_bce_with_logits(z, y)",
+          "sum(softplus(z[i]) - y[i]*z[i], i)",
+          lambda: (multilabel_bce_with_logits(z, y), class_sum(lambda m: softplus(z[m]) - y[m] * z[m], z)),
+          "multi-label BCE with logits, summed over n labels"),
+    # --- plausible but false ---
+    _false("sympy_logsumexp_2terms_opt", "log(exp(a) + exp(b))",
+           "log(exp(a - Max(a, b)) + exp(b - Max(a, b)))",
+           lambda: (sp.log(sp.exp(a) + sp.exp(b)),
+                    sp.log(sp.exp(a - sp.Max(a, b)) + sp.exp(b - sp.Max(a, b)))),
+           "SymPy 1.14's logsumexp_2terms_opt drops the + max(a, b)", "sympy.codegen.rewriting (1.14)"),
+    _false("kl_symmetric", "kl_divergence(p, q)", "kl_divergence(q, p)",
+           lambda: (kl_divergence(p, q), kl_divergence(q, p)),
+           "KL divergence is not symmetric", assumptions=(P_SUMS_TO_ONE, Q_SUMS_TO_ONE)),
+    _false("cross_entropy_symmetric", "cross_entropy(p, q)", "cross_entropy(q, p)",
+           lambda: (cross_entropy(p, q), cross_entropy(q, p)),
+           "cross-entropy is not symmetric", assumptions=(P_SUMS_TO_ONE, Q_SUMS_TO_ONE)),
+    _false("megatron_smoothing_equals_pytorch", "softmax_cross_entropy(z, c, label_smoothing=eps*n/(n - 1))",
+           "softmax_cross_entropy(z, c, label_smoothing=eps)",
+           lambda: (_megatron_smoothing(z, c, eps), softmax_cross_entropy(z, c, label_smoothing=eps)),
+           "Megatron-LM smooths with eps*C/(C-1), PyTorch with eps/C: not the same loss",
+           "SEMANTICS.md", assumptions=(eps < sp.Rational(1, 2),)),
+    _false("softmax_scale_invariant", "exp(2*z[k]) / sum(exp(2*z[j]), j)", "softmax(z)[k]",
+           lambda: (softmax(_shifted(z, 0, 2), k), softmax(z, k)),
+           "softmax is shift invariant, not scale invariant (temperature matters)"),
+    _false("weighted_mean_divides_by_count", "cross_entropy_loss([u, v], [0, 2], weight=w, reduction='mean')",
+           "cross_entropy_loss([u, v], [0, 2], weight=w, reduction='sum') / 2",
+           lambda: (_weighted_batch("mean"), _weighted_batch("sum") / 2),
+           "with class weights, mean divides by the sum of the targets' weights, not by N (3 classes)",
+           "SEMANTICS.md"),
+    _false("sigmoid_multilabel_equals_softmax", "sigmoid(z[k])", "softmax(z)[k]",
+           lambda: (sigmoid(z[k]), softmax(z, k)),
+           "independent sigmoids (multi-label) are not softmax (multi-class)", "seed documents"),
+    _false("entropy_bits_times_ln2", "entropy(p, 2)", "entropy(p) * log(2)",
+           lambda: (entropy(p, 2), entropy(p) * sp.log(2)),
+           "changing base divides by ln 2; it does not multiply", assumptions=(P_SUMS_TO_ONE,)),
+    _false("bce_clamped_equals_bce_with_logits", "bce(sigmoid(x), t)", "bce_with_logits(x, t)",
+           lambda: (bce(sigmoid(x), t), bce_with_logits(x, t)),
+           "PyTorch clamps the logs of binary_cross_entropy at -100: it differs from the logits form for |x| > 100",
+           "SEMANTICS.md", assumptions=(t >= 0, t <= 1)),
+)
+
+#: the catalogue's names for the symbols in the ``lhs`` / ``rhs`` strings (for ``parse_formula(names=...)``)
+NAMES = {"z": z, "y": y, "p": p, "q": q, "w": w, "u": u, "v": v, "a": a, "b": b, "eps": eps,
+         "pos_weight": pw, "r": r, "x": x, "t": t}
+#: rows whose strings are display text, not formulas the parser accepts (batch losses)
+DISPLAY_ONLY = ("weighted_mean_divides_by_count",)
+
+_BY_NAME = {identity.name: identity for identity in IDENTITIES}
+
+
+def get_identity(name: str) -> Identity:
+    """The catalogue row called ``name``."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no identity named {name!r}; known: {', '.join(sorted(_BY_NAME))}") from None
+
+
+# --- checking ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IdentityResult:
+    """An identity with the prover's verdict."""
+
+    identity: Identity
+    verdict: Verdict
+
+    @property
+    def ok(self) -> bool:
+        """The verdict is the one expected (and a refutation carries its counterexample)."""
+        if self.verdict.status != self.identity.expected:
+            return False
+        return self.verdict.status != REFUTED or self.verdict.counterexample is not None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.identity.name,
+            "lhs": self.identity.lhs,
+            "rhs": self.identity.rhs,
+            "relation": self.identity.relation,
+            "expected": self.identity.expected,
+            "status": self.verdict.status,
+            "ok": self.ok,
+            "method": self.verdict.method,
+            "seconds": round(self.verdict.seconds, 4),
+            "counterexample": self.verdict.counterexample,
+        }
+
+
+def check_identity(identity) -> IdentityResult:
+    """Run the prover on one row (an :class:`Identity` or its name)."""
+    if isinstance(identity, str):
+        identity = get_identity(identity)
+    lhs, rhs = identity.sides()
+    verdict = prove(lhs, rhs, identity.assumptions, identity.n, identity.relation)
+    return IdentityResult(identity, verdict)
+
+
+def check_all(identities=IDENTITIES) -> list:
+    """Every row checked, in catalogue order."""
+    return [check_identity(identity) for identity in identities]
+
+
+@functools.lru_cache(maxsize=None)
+def is_proved(name: str) -> bool:
+    """Whether the catalogue identity ``name`` is true and proved (the code generator's gate)."""
+    identity = get_identity(name)
+    return identity.expected == PROVED and check_identity(identity).verdict.status == PROVED
+
+
+def verify_checks() -> list:
+    """One check per identity for ``symxent verify``: the status must match ``expected``."""
+    from ..verify import Check
+
+    def runner(identity):
+        def run():
+            result = check_identity(identity)
+            detail = f"{result.verdict.status} (expected {identity.expected}) in {result.verdict.seconds:.2f} s"
+            if result.verdict.counterexample:
+                cex = result.verdict.counterexample
+                detail += f"; lhs = {cex['lhs'][:20]}, rhs = {cex['rhs'][:20]}"
+            return result.ok, detail
+        return run
+
+    return [Check("identities", identity.name, runner(identity)) for identity in IDENTITIES]
