@@ -165,6 +165,18 @@ def _sides_bce_clamped_equals_bce_with_logits(cex):
     return torch_bce, mpmath.log1p(mpmath.exp(xv)) - tv * xv
 
 
+def _sides_sum_of_shard_logsumexps(cex):
+    u, v = _vec(cex, "u"), _vec(cex, "v")
+    return _lse(u + v), _lse(u) + _lse(v)
+
+
+def _sides_shard_local_softmax_gradient(cex):
+    """d/du_k of the global CE (target c on shard u) is the global softmax minus onehot, not the local one."""
+    u, v, k, c = _vec(cex, "u"), _vec(cex, "v"), int(cex["k"]), int(cex["c"])
+    onehot = 1 if k == c else 0
+    return _softmax(u + v, k) - onehot, _softmax(u, k) - onehot
+
+
 HAND_SIDES = {name[len("_sides_"):]: fn for name, fn in globals().items() if name.startswith("_sides_")}
 
 

@@ -262,6 +262,12 @@ NAMES = {"z": z, "y": y, "p": p, "q": q, "w": w, "u": u, "v": v, "a": a, "b": b,
 #: rows whose strings are display text, not formulas the parser accepts (batch losses)
 DISPLAY_ONLY = ("weighted_mean_divides_by_count",)
 
+# the decomposition identities of vocab-parallel cross-entropy (used by symxent.distributed) join the catalogue
+from .vocab_parallel import IDENTITIES as VOCAB_PARALLEL_IDENTITIES  # noqa: E402  (needs Identity, defined above)
+
+IDENTITIES = IDENTITIES + VOCAB_PARALLEL_IDENTITIES
+# rows whose lhs/rhs strings are for display only (not in parse_formula syntax)
+DISPLAY_ONLY = DISPLAY_ONLY + tuple(identity.name for identity in VOCAB_PARALLEL_IDENTITIES)
 _BY_NAME = {identity.name: identity for identity in IDENTITIES}
 
 
@@ -313,9 +319,9 @@ def check_identity(identity) -> IdentityResult:
     return IdentityResult(identity, verdict)
 
 
-def check_all(identities=IDENTITIES) -> list:
+def check_all(identities=None) -> list:
     """Every row checked, in catalogue order."""
-    return [check_identity(identity) for identity in identities]
+    return [check_identity(identity) for identity in (IDENTITIES if identities is None else identities)]
 
 
 @functools.lru_cache(maxsize=None)
