@@ -1,0 +1,26 @@
+"""symxent.functional — the numeric API, mirroring ``torch.nn.functional`` on generated kernels.
+
+Functions: :func:`cross_entropy`, :func:`nll_loss`, :func:`log_softmax`, :func:`softmax`,
+:func:`binary_cross_entropy`, :func:`binary_cross_entropy_with_logits`, :func:`kl_div`; each takes
+``backend="numpy" | "torch" | "c"`` (default: torch for tensors, numpy for arrays) and, on the NumPy and C
+backends, ``return_grad=True`` / ``grad_output=`` for the gradient with respect to ``input``.
+
+The losses and gradients come from kernels generated from the symbolic definitions
+(:func:`symxent.codegen.load_kernel`); this package adds PyTorch's semantics around them. Importing it
+does not import torch (the torch backend does, on first use).
+"""
+from .api import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    kl_div,
+    log_softmax,
+    nll_loss,
+    softmax,
+)
+from .dispatch import BACKENDS
+
+__all__ = [
+    "cross_entropy", "nll_loss", "log_softmax", "softmax", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "kl_div", "BACKENDS",
+]

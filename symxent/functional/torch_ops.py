@@ -1,0 +1,255 @@
+"""The torch backend: generated kernels as ``torch.library`` custom ops, differentiated by their generated gradient.
+
+Each op runs a generated torch kernel on rows ``(R, C)`` or flat elements and returns the loss together with
+the kernel's symbolic gradient (upstream 1). Its registered autograd formula is a single product,
+``grad_input = kernel_grad * grad_output`` (broadcast over the class dimension for rows): autograd never
+differentiates through the forward. Reshapes, ignore masks and reductions around the ops are ordinary torch
+operations (see :mod:`symxent.functional.semantics`), so autograd carries ``1 / W`` or a per-row
+``grad_output`` into the ops' backward. Data-dependent checks (target range, BCE's [0, 1]) happen inside the
+ops, so ``torch.compile(fullgraph=True)`` traces the whole loss without graph breaks.
+
+Ops (namespace ``symxent``): ``cross_entropy_rows``, ``cross_entropy_prob_rows``, ``nll_rows``,
+``softmax_rows`` / ``softmax_rows_backward``, ``log_softmax_rows`` / ``log_softmax_rows_backward``,
+``bce_elements``, ``bce_with_logits_elements``, ``kl_div_elements``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import semantics as sem
+from .dispatch import kernel
+
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def _no_grad_output(z: Tensor) -> Tensor:
+    return z.new_empty(0)
+
+
+# --- class-indexed rows -----------------------------------------------------------------------------
+
+def _index_rows(name, z, target, weight, ignore_index, want_grad, *options):
+    rows, classes = z.shape
+    safe, ignored, row_weight = sem.index_rows(torch, target, classes, ignore_index, weight)
+    if rows == 0:
+        loss, grad = z.new_zeros(0), z.new_zeros((0, classes)) if want_grad else None
+    else:
+        loss, grad = kernel(name, "torch")(z, safe, weight, *options, want_grad)
+    sem.zero_ignored_rows(ignored, loss, grad)
+    return loss, row_weight, grad if grad is not None else _no_grad_output(z)
+
+
+@torch.library.custom_op("symxent::cross_entropy_rows", mutates_args=())
+def cross_entropy_rows(z: Tensor, target: Tensor, weight: Tensor, ignore_index: int, label_smoothing: float,
+                       want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows of cross_entropy with index targets: ``(loss (R,), w[y] (R,), d loss / d z (R, C) or empty)``."""
+    return _index_rows("cross_entropy", z, target, weight, ignore_index, want_grad, label_smoothing)
+
+
+@torch.library.custom_op("symxent::nll_rows", mutates_args=())
+def nll_rows(logp: Tensor, target: Tensor, weight: Tensor, ignore_index: int,
+             want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows of nll_loss: ``(loss (R,), w[y] (R,), d loss / d logp (R, C) or empty)``."""
+    return _index_rows("nll", logp, target, weight, ignore_index, want_grad)
+
+
+@torch.library.custom_op("symxent::cross_entropy_prob_rows", mutates_args=())
+def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, label_smoothing: float,
+                            want_grad: bool) -> tuple[Tensor, Tensor]:
+    """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty)``."""
+    if z.shape[0] == 0:
+        return z.new_zeros(0), z.new_zeros(z.shape) if want_grad else _no_grad_output(z)
+    loss, grad = kernel("cross_entropy_prob", "torch")(z, target, weight, label_smoothing, want_grad)
+    return loss, grad if grad is not None else _no_grad_output(z)
+
+
+@cross_entropy_rows.register_fake
+def _(z, target, weight, ignore_index, label_smoothing, want_grad):
+    return z.new_empty(z.shape[0]), weight.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,))
+
+
+@nll_rows.register_fake
+def _(logp, target, weight, ignore_index, want_grad):
+    return logp.new_empty(logp.shape[0]), weight.new_empty(logp.shape[0]), logp.new_empty(
+        logp.shape if want_grad else (0,))
+
+
+@cross_entropy_prob_rows.register_fake
+def _(z, target, weight, label_smoothing, want_grad):
+    return z.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,))
+
+
+# --- elementwise losses -------------------------------------------------------------------------------
+
+def _elements(name, x, *args):
+    want_grad = args[-1]
+    if x.numel() == 0:
+        return x.new_zeros(0), x.new_zeros(0) if want_grad else _no_grad_output(x)
+    loss, grad = kernel(name, "torch")(x, *args)
+    return loss, grad if grad is not None else _no_grad_output(x)
+
+
+@torch.library.custom_op("symxent::bce_elements", mutates_args=())
+def bce_elements(p: Tensor, target: Tensor, weight: Tensor, want_grad: bool) -> tuple[Tensor, Tensor]:
+    """binary_cross_entropy per element: ``(loss, d loss / d p or empty)``; checks both in [0, 1]."""
+    sem.check_unit_interval(p, "input")
+    sem.check_unit_interval(target, "target")
+    return _elements("bce", p, target, weight, want_grad)
+
+
+@torch.library.custom_op("symxent::bce_with_logits_elements", mutates_args=())
+def bce_with_logits_elements(x: Tensor, target: Tensor, pos_weight: Tensor, weight: Tensor,
+                             want_grad: bool) -> tuple[Tensor, Tensor]:
+    """binary_cross_entropy_with_logits per element: ``(loss, d loss / d x or empty)``."""
+    return _elements("bce_with_logits", x, target, pos_weight, weight, want_grad)
+
+
+@torch.library.custom_op("symxent::kl_div_elements", mutates_args=())
+def kl_div_elements(input: Tensor, target: Tensor, log_target: bool, want_grad: bool) -> tuple[Tensor, Tensor]:
+    """kl_div pointwise terms: ``(loss, d loss / d input or empty)``."""
+    return _elements("kl_div", input, target, log_target, want_grad)
+
+
+def _fake_elements(x, *args):
+    return x.new_empty(x.shape), x.new_empty(x.shape if args[-1] else (0,))
+
+
+for _op in (bce_elements, bce_with_logits_elements, kl_div_elements):
+    _op.register_fake(_fake_elements)
+
+
+# --- autograd: the generated gradient, scaled by grad_output ------------------------------------------
+
+def _register_loss_autograd(op, num_inputs, rows):
+    """backward of an op returning ``(loss, ..., kernel_grad)``: ``kernel_grad * grad_loss``."""
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output[-1])
+
+    def backward(ctx, grad_loss, *_unused):
+        (grad,) = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return (None,) * num_inputs
+        scale = grad_loss.unsqueeze(-1) if rows else grad_loss
+        return (grad * scale,) + (None,) * (num_inputs - 1)
+
+    op.register_autograd(backward, setup_context=setup_context)
+
+
+_register_loss_autograd(cross_entropy_rows, 6, rows=True)
+_register_loss_autograd(nll_rows, 5, rows=True)
+_register_loss_autograd(cross_entropy_prob_rows, 5, rows=True)
+_register_loss_autograd(bce_elements, 4, rows=False)
+_register_loss_autograd(bce_with_logits_elements, 5, rows=False)
+_register_loss_autograd(kl_div_elements, 4, rows=False)
+
+
+# --- softmax / log_softmax: forward op and vector-Jacobian-product op ---------------------------------
+
+def _softmax_like_ops(name):
+    @torch.library.custom_op(f"symxent::{name}_rows", mutates_args=())
+    def forward(z: Tensor) -> Tensor:
+        return kernel(name, "torch")(z) if z.numel() else torch.empty_like(z)
+
+    @torch.library.custom_op(f"symxent::{name}_rows_backward", mutates_args=())
+    def vjp(out: Tensor, grad_out: Tensor) -> Tensor:
+        return kernel(name, "torch").backward(out, grad_out) if out.numel() else torch.empty_like(out)
+
+    forward.register_fake(lambda z: torch.empty_like(z))
+    vjp.register_fake(lambda out, grad_out: torch.empty_like(out))
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    def backward(ctx, grad_out):
+        (out,) = ctx.saved_tensors
+        return vjp(out, grad_out.contiguous())
+
+    forward.register_autograd(backward, setup_context=setup_context)
+    return forward, vjp
+
+
+softmax_rows, softmax_rows_backward = _softmax_like_ops("softmax")
+log_softmax_rows, log_softmax_rows_backward = _softmax_like_ops("log_softmax")
+
+
+# --- pipelines: semantics around the ops --------------------------------------------------------------
+
+def _work_dtype(dtype):
+    """float32/float64 run as given; float16/bfloat16 run in float32 (autograd rounds the gradient once)."""
+    sem.compute_dtype(dtype)  # raises for non-floating dtypes
+    return torch.float32 if dtype in _HALF_TYPES else dtype
+
+
+def _check_differentiable(function, input, target=None, **weights):
+    """Only ``input`` is differentiated (as in torch for weights; targets are not supported here)."""
+    if target is not None and target.requires_grad:
+        raise NotImplementedError(f"symxent {function}: the gradient with respect to the target is not "
+                                  f"implemented (detach the target)")
+    for name, value in weights.items():
+        if value is not None and value.requires_grad:
+            raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
+                               f"'{name}'. This input cannot have requires_grad True.")
+
+
+def _want_grad(input):
+    return torch.is_grad_enabled() and input.requires_grad
+
+
+def class_loss(spec, input, target, weight):
+    """cross_entropy (index or probability targets) and nll_loss on tensors (``spec``: ClassLossSpec)."""
+    layout, reduction, ignore_index = spec.layout, spec.reduction, spec.ignore_index
+    name = "nll_loss" if spec.kernel == "nll" else "cross_entropy"
+    _check_differentiable(name, input, target if layout.probability else None, weight=weight)
+    dtype = torch.promote_types(input.dtype, target.dtype) if layout.probability else input.dtype
+    work = _work_dtype(dtype)
+    classes, want_grad = layout.num_classes, _want_grad(input)
+    z = sem.class_rows(torch, input.to(work))
+    w = torch.ones(classes, dtype=work, device=input.device) if weight is None else weight.to(work)
+    if layout.probability:
+        y = sem.class_rows(torch, target.to(work))
+        loss, _ = cross_entropy_prob_rows(z, y, w, spec.label_smoothing, want_grad)
+        denominator = layout.rows
+    else:
+        t = target.reshape(-1).to(torch.int64)
+        if spec.kernel == "nll":
+            loss, row_weight, _ = nll_rows(z, t, w, ignore_index, want_grad)
+        else:
+            loss, row_weight, _ = cross_entropy_rows(z, t, w, ignore_index, spec.label_smoothing, want_grad)
+        denominator = row_weight.sum()
+        if reduction == "mean":  # ignored rows get gradient 0 even when W == 0 (upstream 1/W = inf)
+            loss = torch.where(t == ignore_index, 0, loss)
+    return sem.reduce_loss(loss, reduction, denominator, layout.out_shape).to(dtype)
+
+
+def softmax_like(name, input, dim):
+    """softmax / log_softmax along ``dim`` on tensors."""
+    work = _work_dtype(input.dtype)
+    rows = sem.last_dim_rows(torch, input.to(work), dim)
+    op = softmax_rows if name == "softmax" else log_softmax_rows
+    return sem.from_last_dim_rows(torch, op(rows), input.shape, dim).to(input.dtype)
+
+
+def _flat(tensor, shape, dtype):
+    return tensor.to(dtype).expand(shape).contiguous().reshape(-1)
+
+
+def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
+    """binary_cross_entropy (``bce``), ``bce_with_logits`` and ``kl_div`` on tensors (``spec``: ElementwiseSpec)."""
+    name, shape = spec.kernel, spec.shape
+    function = {"bce": "binary_cross_entropy", "bce_with_logits": "binary_cross_entropy_with_logits"}.get(name, name)
+    _check_differentiable(function, input, target, weight=weight, pos_weight=pos_weight)
+    dtype = torch.promote_types(input.dtype, target.dtype)
+    work, want_grad = _work_dtype(dtype), _want_grad(input)
+    x, t = _flat(input, shape, work), _flat(target, shape, work)
+    if name == "kl_div":
+        loss, _ = kl_div_elements(x, t, spec.log_target, want_grad)
+    else:
+        w = torch.ones_like(x) if weight is None else _flat(weight, shape, work)
+        if name == "bce":
+            loss, _ = bce_elements(x, t, w, want_grad)
+        else:
+            pw = torch.ones_like(x) if pos_weight is None else _flat(pos_weight, shape, work)
+            loss, _ = bce_with_logits_elements(x, t, pw, w, want_grad)
+    return sem.reduce_loss(loss, spec.reduction, spec.denominator, shape).to(dtype)
