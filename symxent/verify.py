@@ -18,6 +18,7 @@ CHECK_MODULES = (
     "symxent.prove.parse",
     "symxent.derive",
     "symxent.prove.identities",
+    "symxent.codegen",
     "symxent.distributed.checks",
 )
 

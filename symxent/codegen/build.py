@@ -1,0 +1,247 @@
+"""Compile generated C with the system compiler at first use, cache it on disk, call it on NumPy arrays.
+
+- Compiler: ``$CC`` or ``cc``; flags :data:`BASE_FLAGS` (``-O3 -fno-math-errno``, never
+  ``-ffast-math``, which breaks inf/nan), ``-march=native`` where the compiler accepts it, and
+  glibc's vector math library (``-lmvec``, macro ``SYMXENT_LIBMVEC``) where it links.
+- Cache: ``$SYMXENT_CACHE_DIR`` or ``~/.cache/symxent``; one shared library per hash of (source,
+  compiler, flags, CPU); written atomically, so concurrent processes are safe.
+- Calls: :class:`CKernel` converts arguments, allocates outputs and splits the rows (or elements)
+  over threads: ctypes releases the GIL, so Python threads run the C code in parallel
+  (``$SYMXENT_NUM_THREADS``, default: the usable cores).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy
+
+BASE_FLAGS = ("-O3", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-shared", "-std=c99")
+#: below this many elements (rows x classes) a call runs on one thread
+PARALLEL_THRESHOLD = 1 << 16
+_SUFFIX = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
+
+
+class BuildError(RuntimeError):
+    """The C compiler failed (its output is in the message)."""
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SYMXENT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "symxent")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def compiler() -> str:
+    return os.environ.get("CC", "cc")
+
+
+def _run(command: list) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_identity() -> str:
+    try:
+        result = _run([compiler(), "--version"])
+    except OSError as exc:
+        raise BuildError(f"no C compiler: {compiler()!r} ({exc}); set $CC") from None
+    return result.stdout.splitlines()[0] if result.stdout else compiler()
+
+
+def _cpu_identity() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=None)
+def flags() -> tuple:
+    """The flags this machine's compiler accepts: the base ones, plus ``-march=native`` and libmvec
+    where they work (probed once on a tiny source)."""
+    chosen = list(BASE_FLAGS)
+    probe = "#include <math.h>\n#pragma omp declare simd notinbranch\nfloat expf(float);\n" \
+            "void f(float *x, int n) {\n#pragma omp simd\nfor (int i = 0; i < n; ++i) x[i] = expf(x[i]);\n}\n"
+    for extra in (["-march=native"], ["-DSYMXENT_LIBMVEC", "-lmvec"]):
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "probe.c"
+            src.write_text(probe)
+            result = _run([compiler(), *chosen, *extra, str(src), "-o", str(Path(tmp) / "probe.so"), "-lm"])
+            if result.returncode == 0:
+                chosen += extra
+    return tuple(chosen)
+
+
+def compile_source(source: str, name: str = "kernel") -> Path:
+    """The shared library built from ``source`` (from the cache when it is there)."""
+    all_flags = flags()
+    key = hashlib.sha256("\n".join([source, _compiler_identity(), " ".join(all_flags), _cpu_identity()])
+                         .encode()).hexdigest()[:24]
+    target = cache_dir() / f"{name}-{key}.so"
+    if target.exists():
+        return target
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        src = Path(tmp) / f"{name}.c"
+        src.write_text(source)
+        out = Path(tmp) / f"{name}.so"
+        result = _run([compiler(), *all_flags, str(src), "-o", str(out), "-lm"])
+        if result.returncode != 0:
+            raise BuildError(f"compiling {name}.c failed:\n{result.stderr[-4000:]}")
+        os.replace(out, target)
+    return target
+
+
+@functools.lru_cache(maxsize=None)
+def load_library(path: str) -> ctypes.CDLL:
+    return ctypes.CDLL(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _library_for(source_path: str, mtime_ns: int) -> ctypes.CDLL:
+    path = Path(source_path)
+    return load_library(str(compile_source(path.read_text(), path.stem)))
+
+
+def num_threads() -> int:
+    value = os.environ.get("SYMXENT_NUM_THREADS")
+    if value:
+        return max(1, int(value))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    """A thread pool per process (``pid``: a forked child must not reuse its parent's dead threads)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="symxent")
+
+
+class CKernel:
+    """A generated C function pair (``<symbol>_f32``, ``<symbol>_f64``) called on NumPy arrays.
+
+    ``kind``: ``rows`` (arrays (R, C), split by rows) or ``elements`` (flat arrays, split by
+    range). ``args``: (name, role) in call order (roles as in ``symxent.codegen.loss.ROLES``);
+    ``outputs``: (name, layout, optional) with layout ``row`` (R,), ``dense`` (R, C) or
+    ``elements``; ``params``: the parameter names a ``params`` dict must hold, in C order.
+    """
+
+    def __init__(self, source, symbol, kind, args, outputs, params=(), wants_grad=False):
+        self.source, self.symbol, self.kind = Path(source), symbol, kind
+        self.args, self.outputs, self.params, self.wants_grad = tuple(args), tuple(outputs), tuple(params), wants_grad
+
+    def _function(self, dtype):
+        source = self.source if isinstance(self.source, Path) else Path(self.source)
+        lib = _library_for(str(source), source.stat().st_mtime_ns)
+        fn = getattr(lib, f"{self.symbol}_{_SUFFIX[dtype]}")
+        fn.restype = None
+        return fn
+
+    def __call__(self, *values):
+        expected = len(self.args) + (1 if self.wants_grad else 0)
+        if len(values) != expected:
+            raise TypeError(f"{self.symbol}: expected {expected} arguments, got {len(values)}")
+        want_grad = bool(values[-1]) if self.wants_grad else True
+        first = next(v for (name, role), v in zip(self.args, values) if role in ("rows", "elements"))
+        dtype = numpy.asarray(first).dtype
+        if dtype not in _SUFFIX:
+            raise TypeError(f"{self.symbol}: expected float32 or float64 input, got {dtype}")
+        arrays, scalars, size, shape = [], [], None, None
+        for (name, role), value in zip(self.args, values):
+            if role == "flag":
+                continue
+            if role == "params":
+                missing = [p for p in self.params if p not in value]
+                if missing:
+                    raise KeyError(f"params is missing {missing} (needs {list(self.params)})")
+                scalars += [float(value[p]) for p in self.params]
+            elif role == "scalar":
+                scalars.append(float(value))
+            elif role == "index":
+                arrays.append((role, numpy.ascontiguousarray(value, dtype=numpy.int64)))
+            else:
+                array = numpy.ascontiguousarray(value, dtype=dtype)
+                arrays.append((role, array))
+                if role == "rows":
+                    if array.ndim != 2:
+                        raise ValueError(f"{name}: expected a 2-D array (rows, classes), got shape {array.shape}")
+                    if size is not None and array.shape != size:
+                        raise ValueError(f"{name}: shape {array.shape} differs from {size}")
+                    size = array.shape
+                elif role == "elements":
+                    shape = shape or array.shape
+                    if array.shape != shape:
+                        raise ValueError(f"{name}: shape {array.shape} differs from {shape}")
+                    arrays[-1] = (role, array.reshape(-1))
+                    size = (array.size,)
+        if self.kind == "rows":
+            rows, n = size
+            for role, array in arrays:
+                if role == "classes" and array.shape != (n,):
+                    raise ValueError(f"expected a class vector of shape ({n},), got {array.shape}")
+                if role == "index":
+                    if array.shape != (rows,):
+                        raise ValueError(f"expected {rows} target indices, got shape {array.shape}")
+                    bad = array[(array < 0) | (array >= n)]
+                    if bad.size:
+                        raise IndexError(f"Target {int(bad[0])} is out of bounds.")
+        outs = []
+        for name, layout, optional in self.outputs:
+            if optional and not want_grad:
+                outs.append(None)
+            elif layout == "row":
+                outs.append(numpy.empty(size[0], dtype=dtype))
+            else:
+                outs.append(numpy.empty(size, dtype=dtype))
+        self._run(self._function(dtype), size, arrays, scalars, outs, dtype)
+        if shape is not None:
+            outs = [None if out is None else out.reshape(shape) for out in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _run(self, fn, size, arrays, scalars, outs, dtype):
+        total = int(numpy.prod(size))
+        count = size[0]
+        threads = min(num_threads(), count) if total >= PARALLEL_THRESHOLD else 1
+        if count == 0:
+            return
+        per_row = size[1] if self.kind == "rows" else 1
+
+        def call(lo, hi):
+            pointers = []
+            for role, array in arrays:
+                if role in ("rows", "elements"):
+                    pointers.append(ctypes.c_void_p(array.ctypes.data + lo * per_row * array.itemsize))
+                elif role == "index":
+                    pointers.append(ctypes.c_void_p(array.ctypes.data + lo * array.itemsize))
+                else:  # classes
+                    pointers.append(ctypes.c_void_p(array.ctypes.data))
+            out_pointers = []
+            for (name, layout, _), out in zip(self.outputs, outs):
+                if out is None:
+                    out_pointers.append(ctypes.c_void_p(0))
+                else:
+                    step = 1 if layout == "row" else per_row
+                    out_pointers.append(ctypes.c_void_p(out.ctypes.data + lo * step * out.itemsize))
+            sizes = [ctypes.c_int64(hi - lo)] + ([ctypes.c_int64(size[1])] if self.kind == "rows" else [])
+            fn(*sizes, *pointers, *[ctypes.c_double(s) for s in scalars], *out_pointers)
+
+        bounds = numpy.linspace(0, count, threads + 1).astype(int)
+        if threads == 1:
+            call(0, count)
+            return
+        pool = _pool(threads, os.getpid())
+        futures = [pool.submit(call, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        for future in futures:
+            future.result()

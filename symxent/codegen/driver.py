@@ -1,0 +1,137 @@
+"""The generator's pipeline: loss -> derivation -> proved stable rewrites -> lowering -> printed code.
+
+    generate("cross_entropy", "c")           # the source text
+    write_all("codegen")                     # every built-in loss, every target, checked in
+    load_kernel("cross_entropy", "numpy")    # the generated function, ready to call
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from pathlib import Path
+
+from ..definitions.symbols import n as N
+from . import rewrites
+from .loss import LOSSES, Loss
+from .lowering import lower
+from .nodes import recognise
+
+BACKENDS = ("numpy", "torch", "c")
+
+
+def targets() -> dict:
+    """The targets by name (constructed on use: the C target imports its build helpers)."""
+    from .targets import NumpyTarget, TorchTarget
+    table = {"numpy": NumpyTarget(), "torch": TorchTarget()}
+    try:
+        from .c_target import CTarget
+        table["c"] = CTarget()
+    except ImportError:
+        pass
+    return table
+
+
+def as_loss(name_or_loss) -> Loss:
+    if isinstance(name_or_loss, Loss):
+        return name_or_loss
+    if name_or_loss not in LOSSES:
+        raise KeyError(f"unknown loss {name_or_loss!r}; known: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name_or_loss]
+
+
+def _target(target):
+    table = targets()
+    if target not in table:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(BACKENDS)}")
+    return table[target]
+
+
+@functools.lru_cache(maxsize=64)
+def derived_functions(loss: Loss) -> tuple:
+    """The kernel functions of ``loss`` with derived gradients (cached: every target shares them)."""
+    return tuple(loss.functions())
+
+
+@functools.lru_cache(maxsize=256)
+def _stable(expr, optims: tuple):
+    return rewrites.optimize(recognise(expr, N), optims)
+
+
+def lowered_functions(loss: Loss, target) -> list:
+    """Each kernel function of ``loss`` derived, rewritten with ``target``'s proved rules, lowered."""
+    out = []
+    for function in derived_functions(loss):                                  # definitions -> derivation
+        stable = {name: _stable(expr, tuple(target.optims)) for name, expr in function.outputs}  # -> rewrite
+        out.append(lower(function, stable))                                   # -> statements
+    return out
+
+
+def generate_files(name_or_loss, target: str) -> dict:
+    """``{file name: source text}`` for one loss and one target (C: the .c file and its binding)."""
+    loss, tgt = as_loss(name_or_loss), _target(target)
+    return tgt.render(loss, lowered_functions(loss, tgt))                      # -> print + template
+
+
+def generate(name_or_loss, target: str) -> str:
+    """The generated source text of ``name_or_loss`` (a name of :data:`LOSSES` or a :class:`Loss`)
+    for ``target`` in ``numpy``, ``torch``, ``c``."""
+    files = generate_files(name_or_loss, target)
+    main = next((text for name, text in files.items() if name.endswith(".c")), None)
+    return main if main is not None else next(iter(files.values()))
+
+
+def write_all(root, check: bool = False, names=None) -> list:
+    """Write every built-in loss for every target under ``root/{numpy,torch,c}/``.
+
+    ``check=True`` writes nothing and returns the paths whose content differs from what would be
+    generated (missing files included): drift. Otherwise returns the paths written.
+    """
+    root = Path(root)
+    changed = []
+    for target in BACKENDS:
+        for name in (names or sorted(LOSSES)):
+            for filename, text in generate_files(name, target).items():
+                path = root / target / filename
+                current = path.read_text() if path.exists() else None
+                if current == text:
+                    continue
+                changed.append(path)
+                if not check:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text)
+    return changed
+
+
+@functools.lru_cache(maxsize=None)
+def load_kernel(name: str, backend: str):
+    """The generated kernel ``name`` for ``backend`` (``numpy``, ``torch``, ``c``), from the
+    checked-in sources (the C source is compiled at first use and cached). Cached per process."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if name not in LOSSES:
+        raise KeyError(f"unknown kernel {name!r}; known: {', '.join(sorted(LOSSES))}")
+    module = importlib.import_module(f"symxent_codegen.{backend}.{name}")
+    return getattr(module, name)
+
+
+def compile_loss(loss: Loss, backend: str):
+    """A user loss's kernel, generated now and loaded from the cache directory:
+    ``kern(z, target, params, want_grad)`` (C: compiled as well)."""
+    import hashlib
+    import importlib.util
+    from .build import cache_dir
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    files = generate_files(loss, backend)
+    digest = hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest()[:16]
+    folder = cache_dir() / "losses" / f"{backend}-{loss.name}-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename, text in files.items():
+        path = folder / filename
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    spec = importlib.util.spec_from_file_location(f"symxent_user_{backend}_{loss.name}_{digest}",
+                                                  folder / f"{loss.name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, loss.name)

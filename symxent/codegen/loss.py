@@ -1,0 +1,258 @@
+"""What the generator generates: a :class:`Loss` (a row or elementwise loss, or a row map such as
+softmax) with its kernel signature, and the catalogue :data:`LOSSES` of the built-in kernels.
+
+A loss is data: its expression from the catalogue (``symxent.definitions``), the vector it is
+differentiated by, and the arguments of the kernel. :meth:`Loss.functions` derives what each
+kernel function computes (the loss and its gradient, or a map and its vector-Jacobian product);
+the driver rewrites, lowers and prints them. The catalogue's losses and a user's own loss
+(:meth:`Loss.from_formula`, :meth:`Loss.from_expr`) take the same path.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import sympy as sp
+
+from .. import definitions as d
+from ..definitions.symbols import c as C_INDEX, k as K_INDEX, n as N
+from .nodes import LogSumExp, recognise
+
+#: argument roles of a kernel: how the argument is shaped and what it binds
+ROLES = {
+    "rows": "(R, C) float array, one row per sample (binds an IndexedBase)",
+    "index": "(R,) int64 array of class indices in [0, C) (binds the target index c)",
+    "classes": "(C,) float array, one value per class (binds an IndexedBase)",
+    "scalar": "a Python float (binds a Symbol)",
+    "flag": "a bool selecting a case",
+    "elements": "flat float array, same shape as the other element arrays (binds a Symbol)",
+    "params": "dict of named floats (binds the loss's parameter Symbols)",
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One kernel argument: its name in the generated code, its role (:data:`ROLES`), what it binds."""
+
+    name: str
+    role: str
+    symbol: object = None
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"unknown argument role {self.role!r}; known: {sorted(ROLES)}")
+
+
+@dataclass(frozen=True)
+class Case:
+    """The expression a loss has when its flag/scalar arguments take the values in ``when``."""
+
+    when: tuple  # ((argument name, value), ...); () matches always
+    expr: sp.Expr
+
+
+@dataclass(frozen=True)
+class KernelFunction:
+    """One generated function: what it takes and the expressions of what it returns.
+
+    ``outputs`` are (name, expression) pairs; row and map kernels write them with the class-axis
+    element index ``axis`` (``k``) free. ``optional`` outputs are computed only when ``want_grad``.
+    """
+
+    name: str
+    args: tuple
+    outputs: tuple
+    optional: frozenset = frozenset()
+    axis: Optional[sp.Symbol] = None
+    when: tuple = ()
+    #: outputs with one value per row (the others have one per row and class, or per element)
+    per_row: frozenset = frozenset({"loss"})
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss (or row map) to generate kernels for.
+
+    kind ``row``: ``expr`` is one row's loss, a function of the row vector ``wrt`` (symbolic length
+    ``n``); the kernel returns ``(loss (R,), grad (R, C) or None)``.
+    kind ``elementwise``: ``expr`` is one element's loss, ``wrt`` a Symbol; ``(loss, grad or None)``.
+    kind ``map``: ``expr`` is element ``k`` of a row map (softmax); the kernel returns the map and
+    has a ``backward(out, grad_output)`` (the vector-Jacobian product, in terms of ``out``).
+    """
+
+    name: str
+    kind: str
+    args: tuple
+    cases: tuple
+    wrt: object
+    doc: str = ""
+    #: applied to the expression before differentiating (e.g. a clamp written as Piecewise)
+    before_derivative: Optional[Callable] = None
+    #: map kernels: the output and upstream-gradient rows of ``backward``
+    backward_args: tuple = ()
+    params: tuple = field(default=())
+
+    # --- construction of user losses ---------------------------------------------------
+
+    @classmethod
+    def from_expr(cls, expr: sp.Expr, name: str = "user_loss", logits: str = "z", doc: str = "") -> "Loss":
+        """A row loss from a SymPy expression in the logits row ``z[...]`` (``vector("z")``), the
+        target class index ``c`` and scalar parameters (every other free symbol, e.g. ``gamma``).
+
+        Its kernel is ``kern(z, target, params, want_grad)``; ``params`` maps each parameter's name
+        to a float.
+        """
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ValueError(f"loss name {name!r}: use lower-case letters, digits and '_' (a Python identifier)")
+        expr = sp.sympify(expr)
+        bases = {e.base for e in expr.atoms(sp.Indexed)}
+        rows = [b for b in bases if str(b.label) == logits]
+        if not rows:
+            raise ValueError(f"the loss does not use the logits row {logits!r} (write it as {logits}[c], "
+                             f"softmax({logits}), logsumexp({logits}), ...)")
+        others = sorted(str(b.label) for b in bases if b not in rows)
+        if others:
+            raise ValueError(f"a user loss takes one logits row {logits!r}, a target index c and scalar "
+                             f"parameters; it also uses the vectors {others}")
+        bound = {lim[0] for s in expr.atoms(sp.Sum) for lim in s.limits}
+        labels = {b.label for b in bases}
+        scalars = {s for s in expr.free_symbols if isinstance(s, sp.Symbol)} - bound - labels - {N, C_INDEX}
+        params = sorted((s for s in scalars if not s.is_integer), key=lambda s: s.name)
+        index_like = sorted(s.name for s in scalars if s.is_integer)
+        if index_like:
+            raise ValueError(f"free class indices {index_like}: a row loss may index the logits only by "
+                             f"the target c or a summation index")
+        args = (Arg("z", "rows", rows[0]), Arg("target", "index", C_INDEX), Arg("params", "params"))
+        return cls(name, "row", args, (Case((), expr),), rows[0], doc or f"user loss {expr}", params=tuple(params))
+
+    @classmethod
+    def from_formula(cls, text: str, name: str = "user_loss", logits: str = "z") -> "Loss":
+        """A row loss from a formula string, read by the safe parser (``symxent.prove.parse``),
+        e.g. ``"-(1 - softmax(z)[c])**gamma * log_softmax(z)[c]"`` (focal loss)."""
+        from ..prove.parse import parse_formula
+        expr = parse_formula(text)
+        if isinstance(expr, sp.Rel):
+            raise ValueError("a loss is an expression, not a relation")
+        return cls.from_expr(expr, name=name, logits=logits, doc=f"{name}: {text}")
+
+    # --- what the kernels compute ------------------------------------------------------
+
+    @property
+    def wants_grad(self) -> bool:
+        return self.kind in ("row", "elementwise")
+
+    def functions(self) -> list:
+        """The kernel functions with their output expressions (loss and derived gradient, or map
+        and derived vector-Jacobian product), one per case."""
+        out = []
+        multiple = len(self.cases) > 1
+        for number, case in enumerate(self.cases):
+            fname = f"_{self.name}_{number}" if multiple else f"_{self.name}"
+            if self.kind == "map":
+                out.append(KernelFunction(fname, self.args, (("out", case.expr),), axis=K_INDEX, when=case.when))
+                out.append(self._backward_function(fname + "_backward", case.expr))
+                continue
+            expr = case.expr
+            to_derive = self.before_derivative(expr) if self.before_derivative else expr
+            grad = derivative(to_derive, self.wrt)
+            axis = K_INDEX if self.kind == "row" else None
+            out.append(KernelFunction(fname, self.args, (("loss", expr), ("grad", grad)),
+                                      frozenset({"grad"}), axis, case.when))
+        return out
+
+    def _backward_function(self, fname, element):
+        """``grad_input_k = sum_i grad_output_i d out_i / d z_k``, written in ``out`` (not ``z``)."""
+        z = self.wrt
+        out_base, go_base = (a.symbol for a in self.backward_args)
+        b = sp.Dummy("b", integer=True, nonnegative=True)
+        vjp = derivative(sp.Sum(go_base[b] * element.xreplace({K_INDEX: b}), (b, 0, N - 1)), z)
+        vjp = recognise(vjp, N)
+        in_terms_of_out = express_by_output(vjp, recognise(element, N), z, out_base)
+        return KernelFunction(fname, self.backward_args, (("grad_input", in_terms_of_out),), axis=K_INDEX)
+
+
+# --- derivation ----------------------------------------------------------------------------
+
+def derivative(expr: sp.Expr, wrt) -> sp.Expr:
+    """``d expr / d wrt[k]`` (``wrt`` an IndexedBase) or ``d expr / d wrt`` (a Symbol), in the
+    derivation stage's canonical form (``symxent.derive.gradient``)."""
+    from ..derive import gradient
+    if isinstance(wrt, sp.IndexedBase):
+        return gradient(expr, wrt, k=K_INDEX).result
+    return gradient(expr, wrt).result
+
+
+def express_by_output(expr: sp.Expr, element: sp.Expr, z: sp.IndexedBase, out: sp.IndexedBase) -> sp.Expr:
+    """Replace every ``z[m]`` by its value in terms of ``out[m] = element(m)`` (solving for ``z[m]``
+    with the row's logsumexp held fixed); an error if ``z`` does not then cancel."""
+    lse, zk, ok = sp.Symbol("L", real=True), sp.Symbol("zk", real=True), sp.Symbol("ok", positive=True)
+    frozen = element.replace(lambda e: isinstance(e, LogSumExp), lambda e: lse).xreplace({z[K_INDEX]: zk})
+    solutions = sp.solve(sp.Eq(ok, frozen), zk)
+    if len(solutions) != 1:
+        raise ValueError(f"cannot write z[k] in terms of the output {element}: solutions {solutions}")
+    inverse = solutions[0]
+    body = expr.replace(lambda e: isinstance(e, LogSumExp) and e.has(z), lambda e: lse)
+    body = body.replace(lambda e: isinstance(e, sp.Indexed) and e.base == z,
+                        lambda e: inverse.xreplace({ok: out[e.indices[0]]}))
+    body = sp.expand(body, deep=False)
+    if body.has(z) or body.has(lse):
+        raise ValueError(f"the backward needs the input {z} itself, not only the output: {body}")
+    return body
+
+
+# --- the catalogue ---------------------------------------------------------------------------
+
+def _catalogue() -> dict:
+    z, w, y = d.vector("z"), d.vector("w"), d.vector("y")
+    logp = d.vector("logp")
+    out, go = d.vector("out", positive=True), d.vector("grad_output")
+    eps = sp.Symbol("epsilon", nonnegative=True)
+    p = sp.Symbol("p", positive=True)
+    x, t, ew, pw = (sp.Symbol(s, real=True) for s in ("x", "t", "w", "pos_weight"))
+    row_ce = (Arg("z", "rows", z.base), Arg("target", "index", C_INDEX), Arg("weight", "classes", w.base),
+              Arg("label_smoothing", "scalar", eps))
+    row_prob = (Arg("z", "rows", z.base), Arg("target", "rows", y.base), Arg("weight", "classes", w.base),
+                Arg("label_smoothing", "scalar", eps))
+    smoothing_cases = lambda build: (Case((("label_smoothing", 0),), build(0)), Case((), build(eps)))
+    kl = xlogx(t) - t * x
+    losses = [
+        Loss("cross_entropy", "row", row_ce,
+             smoothing_cases(lambda e: d.softmax_cross_entropy(z, C_INDEX, w, e)), z.base,
+             "(1-eps)(-w_c log softmax_c) + eps/C sum_i(-w_i log softmax_i)"),
+        Loss("cross_entropy_prob", "row", row_prob,
+             smoothing_cases(lambda e: d.softmax_cross_entropy_prob(z, y, w, e)), z.base,
+             "-sum_i w_i ((1-eps) y_i + eps/C) log softmax_i"),
+        Loss("nll", "row", (Arg("logp", "rows", logp.base), Arg("target", "index", C_INDEX),
+                            Arg("weight", "classes", w.base)),
+             (Case((), d.nll(logp, C_INDEX, w)),), logp.base, "-w_c logp_c"),
+        Loss("softmax", "map", (Arg("z", "rows", z.base),), (Case((), d.softmax(z, K_INDEX)),), z.base,
+             "softmax(z)_k = exp(z_k) / sum_j exp(z_j)",
+             backward_args=(Arg("out", "rows", out.base), Arg("grad_output", "rows", go.base))),
+        Loss("log_softmax", "map", (Arg("z", "rows", z.base),), (Case((), d.log_softmax(z, K_INDEX)),), z.base,
+             "log_softmax(z)_k = z_k - logsumexp(z)",
+             backward_args=(Arg("out", "rows", d.vector("out").base), Arg("grad_output", "rows", go.base))),
+        Loss("bce", "elementwise", (Arg("p", "elements", p), Arg("t", "elements", t), Arg("weight", "elements", ew)),
+             (Case((), d.bce(p, t, ew)),), p,
+             "-w (t max(log p, -100) + (1 - t) max(log(1 - p), -100))",
+             before_derivative=lambda e: e.replace(lambda m: isinstance(m, sp.Max), lambda m: m.rewrite(sp.Piecewise))),
+        Loss("bce_with_logits", "elementwise",
+             (Arg("x", "elements", x), Arg("t", "elements", t), Arg("pos_weight", "elements", pw),
+              Arg("weight", "elements", ew)),
+             (Case((), d.bce_with_logits(x, t, pw, ew)),), x,
+             "w ((1 - t) x - (1 + (pos_weight - 1) t) log_sigmoid(x))"),
+        Loss("kl_div", "elementwise",
+             (Arg("input", "elements", x), Arg("target", "elements", t), Arg("log_target", "flag")),
+             (Case((("log_target", True),), sp.exp(t) * (t - x)), Case((("log_target", False),), kl)), x,
+             "target (log target - input), or exp(target) (target - input) with log_target"),
+    ]
+    return {loss.name: loss for loss in losses}
+
+
+def xlogx(t):
+    """``t log t`` with ``0 log 0 = 0``."""
+    return sp.Piecewise((0, sp.Eq(t, 0)), (t * sp.log(t), True))
+
+
+#: the built-in kernels by name
+LOSSES = _catalogue()

@@ -1,0 +1,164 @@
+"""Named rewrite rules that turn a derived expression into a stable, printable form.
+
+Each rule is an identity of the prover's catalogue (``symxent.prove.identities``), named in
+:attr:`Rule.identity`. A rule refuses to apply unless the prover's verdict on that identity is
+``proved`` (verdicts are cached per process). Rules are grouped per target in ``OPTIMS_*`` tuples
+and applied in order by :func:`optimize`.
+
+SymPy ships ``sympy.codegen.rewriting.logsumexp_2terms_opt``, which is wrong in 1.14 (it drops
+the ``- Max``): it is not used here, and neither are ``optims_c99`` (its ``log1p`` rule turns the
+stable ``log(1 + exp(-|x|))`` into an overflowing form).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from ..definitions import log_sigmoid, softplus
+from ..definitions.symbols import n as N
+from .nodes import LogSumExp, RowMax
+
+#: every registered rule by name
+RULES: dict = {}
+
+
+class UnprovedRewriteError(RuntimeError):
+    """A rewrite rule was asked to apply, but the prover has not proved its identity."""
+
+
+@functools.lru_cache(maxsize=None)
+def identity_verdict(identity: str) -> str:
+    """The prover's status for the catalogue identity ``identity`` (cached per process)."""
+    from ..prove.identities import IDENTITIES, check_identity
+    rows = {row.name: row for row in IDENTITIES}
+    if identity not in rows:
+        return "missing from the identity catalogue (symxent.prove.identities)"
+    result = check_identity(rows[identity])
+    if result.identity.expected != "proved":
+        return f"catalogued as {result.identity.expected}, not a true identity"
+    return str(result.verdict.status)
+
+
+def require_proved(rule: "Rule") -> None:
+    status = identity_verdict(rule.identity)
+    if status != "proved":
+        raise UnprovedRewriteError(
+            f"rewrite {rule.name!r} needs identity {rule.identity!r} proved; the prover says: {status}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rewrite ``before -> after`` justified by the catalogue identity ``identity``."""
+
+    name: str
+    identity: str
+    transform: Callable[[sp.Expr], sp.Expr]
+    doc: str
+
+    def __call__(self, expr: sp.Expr) -> sp.Expr:
+        require_proved(self)
+        return self.transform(expr)
+
+
+def register(identity: str):
+    """Decorator: register ``transform`` as the rule of that name, proved by ``identity``."""
+    def wrap(transform):
+        rule = Rule(transform.__name__, identity, transform, (transform.__doc__ or "").strip())
+        RULES[rule.name] = rule
+        return rule
+    return wrap
+
+
+def optimize(expr: sp.Expr, optims: Iterable[Rule]) -> sp.Expr:
+    """Apply ``optims`` in order."""
+    for rule in optims:
+        expr = rule(expr)
+    return expr
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+@register("logsumexp_shift")
+def logsumexp_shift(expr):
+    """``LogSumExp(z[j]) -> RowMax(z[j]) + log(Sum(exp(z[j] - RowMax(z[j])), (j, 0, n - 1)))``
+
+    Shifting by the row maximum keeps every exponent <= 0: no overflow, and the sum is >= 1.
+    (The same for any row element ``f(j)`` in place of ``z[j]``.)
+    """
+    def shifted(node):
+        m = RowMax(node.element)
+        j = sp.Dummy("j", integer=True, nonnegative=True)
+        return m + sp.log(sp.Sum(sp.exp(node.element_at(j) - m), (j, 0, N - 1)))
+    return expr.replace(lambda e: isinstance(e, LogSumExp), shifted)
+
+
+@register("exp_add_log")
+def exp_add_log(expr):
+    """``exp(a + b*log(x)) -> exp(a) * x**b``  (x > 0)
+
+    After ``logsumexp_shift``, ``exp(z[k] - LogSumExp(z))`` reads ``exp(z[k] - m) / S``: the
+    shifted exponential is shared with the sum ``S``, and the division is by ``S >= 1``.
+    """
+    def split(e):
+        logs, rest = [], []
+        for term in sp.Add.make_args(e.args[0]):
+            coeff, factor = term.as_coeff_Mul()
+            (logs if isinstance(factor, sp.log) and factor.args[0].is_positive else rest).append((coeff, factor))
+        if not logs:
+            return e
+        return sp.exp(sp.Add(*(c * f for c, f in rest))) * sp.Mul(*(f.args[0] ** c for c, f in logs))
+    return expr.replace(lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], sp.Add), split)
+
+
+@register("sum_linearity")
+def sum_linearity(expr):
+    """``Sum(a*f(i) + g(i), i) -> a*Sum(f(i), i) + Sum(g(i), i)``  (a independent of i)
+
+    Pulls row scalars out of class-axis sums, so each sum is one accumulator of one pass.
+    """
+    def split(s):
+        if len(s.limits) != 1:
+            return s
+        index, lower, upper = s.limits[0]
+        body = sp.expand(s.function, deep=False, power_exp=False, power_base=False, log=False, multinomial=False)
+        out = []
+        for term in sp.Add.make_args(body):
+            inner, outer = [], []
+            for factor in sp.Mul.make_args(term):
+                (inner if index in factor.free_symbols else outer).append(factor)
+            count = upper - lower + 1
+            out.append(sp.Mul(*outer) * (sp.Sum(sp.Mul(*inner), s.limits[0]) if inner else count))
+        return sp.Add(*out)
+    return expr.replace(lambda e: isinstance(e, sp.Sum), split)
+
+
+@register("softplus_stable")
+def softplus_stable(expr):
+    """``softplus(x) -> Max(x, 0) + log1p(exp(-Abs(x)))``
+
+    ``log(1 + exp(x))`` overflows for large x; here the exponent is never positive.
+    """
+    return expr.replace(lambda e: isinstance(e, softplus),
+                        lambda e: sp.Max(e.args[0], 0) + log1p(sp.exp(-sp.Abs(e.args[0]))))
+
+
+@register("log_sigmoid_stable")
+def log_sigmoid_stable(expr):
+    """``log_sigmoid(x) -> Min(x, 0) - log1p(exp(-Abs(x)))``
+
+    ``-log(1 + exp(-x))`` overflows for very negative x; here the exponent is never positive.
+    """
+    return expr.replace(lambda e: isinstance(e, log_sigmoid),
+                        lambda e: sp.Min(e.args[0], 0) - log1p(sp.exp(-sp.Abs(e.args[0]))))
+
+
+#: the stabilising rules every target uses, in order
+STABILIZE = (RULES["logsumexp_shift"], RULES["exp_add_log"], RULES["sum_linearity"],
+             RULES["softplus_stable"], RULES["log_sigmoid_stable"])
+OPTIMS_NUMPY = STABILIZE
+OPTIMS_TORCH = STABILIZE
+OPTIMS_C = STABILIZE

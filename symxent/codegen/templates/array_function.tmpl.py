@@ -1,0 +1,5 @@
+
+
+def ${name}(${signature}):
+    """${doc}"""
+${body}

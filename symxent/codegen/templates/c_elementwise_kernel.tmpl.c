@@ -1,0 +1,7 @@
+
+/* ${doc} */
+void ${symbol}(int64_t count${params})
+{
+${prologue}
+${loops}
+}

@@ -1,0 +1,99 @@
+"""The C backend: compiled at first use with the system compiler, cached on disk, float32 and
+float64, fused row passes, threads over rows, bad input rejected before any C runs."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from symxent.codegen import build, load_kernel
+
+pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
+
+
+def stable_cross_entropy(z, target):
+    """Reference in float64 NumPy: max-shifted logsumexp minus the target logit; grad softmax - onehot."""
+    z = z.astype(np.float64)
+    m = z.max(1, keepdims=True)
+    e = np.exp(z - m)
+    lse = m[:, 0] + np.log(e.sum(1))
+    grad = e / e.sum(1, keepdims=True)
+    grad[np.arange(len(z)), target] -= 1
+    return lse - z[np.arange(len(z)), target], grad
+
+
+def test_compile_is_cached_by_source_hash(tmp_path, monkeypatch):
+    """The same source compiles once (same library path, untouched); another source is a new library."""
+    monkeypatch.setenv("SYMXENT_CACHE_DIR", str(tmp_path))
+    source = "double symxent_probe(double x) { return 2 * x; }\n"
+    first = build.compile_source(source, "probe")
+    stamp = first.stat().st_mtime_ns
+    second = build.compile_source(source, "probe")
+    assert first == second and second.stat().st_mtime_ns == stamp and first.parent == tmp_path
+    assert build.compile_source(source + "\n", "probe") != first
+
+
+def test_compile_error_is_reported_with_the_compiler_output(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMXENT_CACHE_DIR", str(tmp_path))
+    with pytest.raises(build.BuildError, match="failed"):
+        build.compile_source("this is not C", "broken")
+
+
+def test_flags_never_include_fast_math():
+    """-ffast-math breaks inf/nan semantics: never used."""
+    assert not any("fast-math" in flag for flag in build.flags())
+    assert "-O3" in build.flags() and "-fno-math-errno" in build.flags()
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-6), (np.float64, 1e-13)], ids=["float32", "float64"])
+def test_c_cross_entropy_at_extreme_logits(dtype, tol):
+    """Logits +-1e4 and a row of -1e4: finite and equal to the stable float64 reference."""
+    z = np.random.default_rng(0).normal(size=(4, 300)) * 5
+    z[0, 7], z[1, :], z[1, 3], z[2, :] = 1e4, -1e4, -1e4 + 1, 1e4
+    target = np.array([7, 3, 0, 299])
+    loss, grad = load_kernel("cross_entropy", "c")(z.astype(dtype), target, np.ones(300, dtype), 0.0, True)
+    want_loss, want_grad = stable_cross_entropy(z.astype(dtype), target)
+    assert loss.dtype == dtype and grad.dtype == dtype
+    np.testing.assert_allclose(loss, want_loss, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(grad, want_grad, rtol=tol, atol=tol)
+
+
+def test_c_threads_split_rows_without_changing_results(monkeypatch):
+    """One thread or several: the same bits (each row is computed by one thread)."""
+    z = np.random.default_rng(2).normal(size=(600, 500)).astype(np.float32)
+    target = np.random.default_rng(3).integers(0, 500, 600)
+    kernel = load_kernel("cross_entropy", "c")
+    monkeypatch.setenv("SYMXENT_NUM_THREADS", "1")
+    one = kernel(z, target, np.ones(500, np.float32), 0.1, True)
+    monkeypatch.setenv("SYMXENT_NUM_THREADS", "3")
+    three = kernel(z, target, np.ones(500, np.float32), 0.1, True)
+    np.testing.assert_array_equal(one[0], three[0])
+    np.testing.assert_array_equal(one[1], three[1])
+
+
+def test_c_target_out_of_range_is_an_index_error_before_any_c_runs():
+    """An out-of-range class index would read outside the row: PyTorch's error instead."""
+    z = np.zeros((2, 3))
+    with pytest.raises(IndexError, match="Target 3 is out of bounds."):
+        load_kernel("cross_entropy", "c")(z, np.array([0, 3]), np.ones(3), 0.0, True)
+
+
+def test_c_rejects_unsupported_dtypes_and_shapes():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        load_kernel("softmax", "c")(np.zeros((2, 3), np.float16))
+    with pytest.raises(ValueError, match="class vector"):
+        load_kernel("cross_entropy", "c")(np.zeros((2, 3)), np.array([0, 1]), np.ones(4), 0.0, True)
+
+
+def test_c_elementwise_kernel_keeps_the_input_shape():
+    """Flat kernels accept any shape (same for every argument) and return it."""
+    x = np.linspace(-5, 5, 12).reshape(3, 4)
+    loss, grad = load_kernel("bce_with_logits", "c")(x, np.zeros_like(x), np.ones_like(x), np.ones_like(x), True)
+    assert loss.shape == (3, 4) and grad.shape == (3, 4)
+    np.testing.assert_allclose(grad, 1 / (1 + np.exp(-x)), rtol=1e-14)
+
+
+def test_c_softmax_of_an_empty_batch():
+    """Zero rows: empty outputs, no call into C."""
+    out = load_kernel("softmax", "c")(np.zeros((0, 5)))
+    assert out.shape == (0, 5)
