@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -174,6 +175,43 @@ def cmd_identities(args) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _codegen_root():
+    import symxent_codegen
+
+    return Path(symxent_codegen.__file__).resolve().parent
+
+
+def cmd_codegen(args) -> int:
+    """Print or write generated code; ``--all --check`` fails on drift of the checked-in codegen/."""
+    from . import codegen
+
+    if args.all:
+        root = Path(args.output) if args.output else _codegen_root()
+        paths = codegen.write_all(root, check=args.check)
+        if args.check:
+            for path in paths:
+                print(f"drift: {path} differs from what the generator produces now")
+            print(f"{len(paths)} generated file(s) out of date under {root}" if paths
+                  else f"codegen up to date under {root}")
+            return 1 if paths else 0
+        print(f"wrote {len(paths)} file(s) under {root}" if paths else f"nothing to write: {root} is up to date")
+        return 0
+    if args.name is None:
+        print("losses: " + ", ".join(sorted(codegen.LOSSES)))
+        return 0
+    if args.name not in codegen.LOSSES:
+        raise UserError(f"unknown loss {args.name!r}; known: {', '.join(sorted(codegen.LOSSES))}")
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        for filename, text in codegen.generate_files(args.name, args.target).items():
+            (out / filename).write_text(text)
+            print(f"wrote {out / filename}")
+    else:
+        print(codegen.generate(args.name, args.target))
+    return 0
+
+
 def _add(sub, name, func, help_text):
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.set_defaults(func=func)
@@ -211,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "identities", cmd_identities, "the identity catalogue with verdicts and times")
     p.add_argument("--json", action="store_true", help="print JSON records")
+    p = _add(sub, "codegen", cmd_codegen, "print or write the generated code of a loss; --all --check tests for drift")
+    p.add_argument("name", nargs="?", help="a loss of the catalogue, e.g. cross_entropy (omit to list them)")
+    p.add_argument("--target", default="numpy", choices=["numpy", "torch", "c", "cuda"], help="default numpy")
+    p.add_argument("-o", "--output", help="write the file(s) into this directory instead of printing")
+    p.add_argument("--all", action="store_true", help="every loss for every target, into the checked-in codegen/")
+    p.add_argument("--check", action="store_true", help="with --all: write nothing, exit 1 if any file would change")
     return parser
 
 
