@@ -78,3 +78,77 @@ def test_numpy_and_c_kernels_do_not_modify_their_inputs(backend):
     call(load_kernel("kl_div", backend), backend, x, t, False, True)
     np.testing.assert_array_equal(x, before[0])
     np.testing.assert_array_equal(t, before[1])
+
+
+# --- accuracy where large terms could cancel (against mpmath, 50 digits) -----------------------------------
+
+HUGE_ROWS = [[1e4, -1e4, 0.0, 5e3, -5e3, 9999.5], [1e4, 1e4 - 0.3, 1e4 - 1e-3, -1e4, 0.0, 1.0],
+             [3.0, -1e4, 2.0, 1e4, 1e4 - 30, 7.0], [-1e4, -1e4, -1e4, -1e4, -1e4, -1e4 + 1]]
+HUGE_WEIGHT = [0.5, 1.0, 2.0, 1.5, 0.25, 1.0]
+#: worst relative error allowed, in units of the dtype's epsilon (torch's own error here is ~1 eps)
+ULPS = 8
+
+
+def exact_smoothed_loss(z, probabilities, eps):
+    """-sum_i w_i ((1 - eps) y_i + eps/C) (z_i - logsumexp(z)) per row, with mpmath at 50 digits."""
+    import mpmath
+    with mpmath.workdps(50):
+        out = []
+        for row, y in zip(z, probabilities):
+            values = [mpmath.mpf(float(v)) for v in row]
+            top = max(values)
+            lse = top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in values))
+            out.append(-mpmath.fsum(mpmath.mpf(w) * ((1 - mpmath.mpf(eps)) * mpmath.mpf(float(yi)) + mpmath.mpf(eps) / len(row))
+                                    * (v - lse) for w, yi, v in zip(HUGE_WEIGHT, y, values)))
+        return out
+
+
+def worst_relative_error(got, exact):
+    return max(float(abs(float(g) - e) / abs(e)) for g, e in zip(got, exact))
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["cross_entropy", "cross_entropy_prob"])
+def test_smoothed_cross_entropy_at_logits_1e4_is_accurate(name, backend, dtype, eps):
+    """Label smoothing sums w_i (z_i - lse) over logits +-1e4: computed as sum w_i (z_i - m) - log(S) sum w_i
+    (the max cancelled symbolically) and z_c - m formed first, the loss is within a few eps of mpmath
+    (sum(w*z) - m*sum(w) lost 3e-4 in float32)."""
+    z = np.array(HUGE_ROWS, dtype=dtype)
+    weight = np.array(HUGE_WEIGHT, dtype=dtype)
+    target = np.array([1, 2, 4, 5])
+    if name == "cross_entropy":
+        probabilities = np.eye(6)[target]
+        loss, _ = call(load_kernel(name, backend), backend, z, target, weight, eps, True)
+    else:
+        probabilities = np.array([[0.1, 0.2, 0.3, 0.4, 0.0, 0.0], [0.0, 0.3, 0.7, 0.0, 0.0, 0.0],
+                                  [0.25, 0.0, 0.25, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]], dtype=dtype)
+        loss, _ = call(load_kernel(name, backend), backend, z, probabilities, weight, eps, True)
+    error = worst_relative_error(loss, exact_smoothed_loss(z, probabilities, eps))
+    assert error <= ULPS * np.finfo(dtype).eps, error
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bce_keeps_a_tiny_probability(backend, dtype):
+    """bce(p = 1e-30, t = 0) = -log(1 - p) = 1e-30 (log1p(-p)); log(1 - p) would give 0. Gradient 1/(1 - p) = 1."""
+    p = np.array([1e-30, 2.0**-24, 0.5], dtype=dtype)
+    t = np.zeros(3, dtype=dtype)
+    loss, grad = call(load_kernel("bce", backend), backend, p, t, np.ones(3, dtype=dtype), True)
+    exact = [1e-30, -np.log1p(-(2.0**-24)), np.log(2.0)]
+    np.testing.assert_allclose(loss, np.array(exact, dtype=dtype), rtol=2 * np.finfo(dtype).eps, atol=0)
+    np.testing.assert_allclose(grad, [1.0, 1 / (1 - 2.0**-24), 2.0], rtol=2 * np.finfo(dtype).eps)
+
+
+def test_cross_entropy_forms_the_shifted_target_logit_first():
+    """The lowered cross_entropy has the row statement z_c_shifted = z_c - m and its loss uses it, not z_c."""
+    from symxent.codegen.driver import lowered_functions
+    from symxent.codegen.targets import NumpyTarget
+    for low in lowered_functions(LOSSES["cross_entropy"], NumpyTarget()):
+        statements = {str(s.symbol): s for s in low.statements}
+        shifted = statements["z_c_shifted"]
+        maximum = next(s.symbol for s in low.statements if s.op == "max")
+        assert shifted.op == "assign" and shifted.expr == statements["z_c"].symbol - maximum
+        loss = next(o.expr for o in low.outputs if o.name == "loss")
+        assert loss.has(shifted.symbol) and not loss.has(statements["z_c"].symbol) and not loss.has(maximum)

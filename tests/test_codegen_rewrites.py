@@ -115,6 +115,84 @@ def test_sum_linearity_does_not_fire_on_terms_that_all_depend_on_the_index():
     assert rewrites.RULES["sum_linearity"](expr) == expr
 
 
+# --- sum_shift -------------------------------------------------------------------------------
+
+w = vector("w")
+STABLE_SUMS = tuple(rewrites.RULES[name] for name in ("logsumexp_shift", "sum_linearity", "sum_shift"))
+
+
+def smoothing_term():
+    """-sum_i w_i log_softmax(z)_i (the label-smoothing term), with the logsumexp recognised."""
+    return recognise(-sp.Sum(w[i] * (z[i] - sp.log(sp.Sum(sp.exp(z[j]), (j, 0, n - 1)))), (i, 0, n - 1)), n)
+
+
+def with_weights(expr, weights):
+    return expr.subs(n, len(weights)).doit().xreplace({w.base[m]: sp.Float(v, 30) for m, v in enumerate(weights)})
+
+
+@exercises("sum_shift")
+def test_sum_shift_accumulates_the_shifted_logits_and_cancels_the_max():
+    """-Sum(w*(z - lse)) -> -Sum(w*(z - m)) + log(S)*Sum(w): the max appears only inside sums (as z - m),
+    never as m*Sum(w) next to a large Sum(w*z); the value is unchanged (30 digits, logits +-1e4)."""
+    after = rewrites.optimize(smoothing_term(), STABLE_SUMS)
+    m = RowMax(z[BOUND])
+    sums = after.atoms(sp.Sum)
+    assert sp.Sum((z[i] - m) * w[i], (i, 0, n - 1)) in sums
+    assert sp.Sum(w[i] * z[i], (i, 0, n - 1)) not in sums
+    assert not after.xreplace({s: sp.Dummy() for s in sums}).has(m), after
+    weights, values = [0.5, 2.0, 1.5], [1e4, -1e4, 1e4 - 1e-3]
+    lse = mpmath.log(sum(mpmath.exp(mpmath.mpf(v)) for v in values))
+    exact = -sum(mpmath.mpf(wi) * (mpmath.mpf(v) - lse) for wi, v in zip(weights, values))
+    assert abs(at(with_weights(after, weights), values) - exact) < 1e-25 * abs(exact)
+
+
+@exercises("sum_shift")
+def test_sum_shift_of_a_sum_without_a_matching_term_keeps_the_value():
+    """Sum(w*z) with no -m to cancel: Sum(w*(z - m)) + m*Sum(w) (both forms are fine), value kept."""
+    expr = recognise(sp.log(sp.Sum(sp.exp(z[j]), (j, 0, n - 1))) - sp.Sum(w[i] * z[i], (i, 0, n - 1)), n)
+    after = rewrites.optimize(expr, STABLE_SUMS)
+    assert sp.Sum((z[i] - RowMax(z[BOUND])) * w[i], (i, 0, n - 1)) in after.atoms(sp.Sum)
+    weights, values = [0.5, 2.0, 1.5], [3.0, -1.0, 2.5]
+    assert abs(at(with_weights(after, weights), values) - at(with_weights(expr, weights), values)) < 1e-25
+
+
+@exercises("sum_shift")
+def test_sum_shift_does_not_fire_without_a_row_max_or_on_nonlinear_sums():
+    """No RowMax in the expression, a sum nonlinear in z, a sum already holding m: unchanged."""
+    rule = rewrites.RULES["sum_shift"]
+    linear = sp.Sum(w[i] * z[i], (i, 0, n - 1))
+    assert rule(linear) == linear
+    m = RowMax(z[BOUND])
+    square = sp.Sum(z[i] ** 2, (i, 0, n - 1)) + m
+    assert rule(square) == square
+    shifted = sp.log(sp.Sum(sp.exp(z[j] - m), (j, 0, n - 1))) + m + sp.Sum(w[i] * (z[i] - m), (i, 0, n - 1))
+    assert rule(shifted) == shifted
+
+
+# --- log1p_def -------------------------------------------------------------------------------
+
+@exercises("log1p_def")
+def test_log1p_def_keeps_a_tiny_p_that_log_of_one_minus_p_loses():
+    """log(1 - p) -> log1p(-p): equal at 30 digits, and in float64 the printed form keeps p = 1e-30
+    (where log(1 - p) is log(1.0) = 0)."""
+    import numpy as np
+    from symxent.codegen.printers import NumpyArrayPrinter
+    after = rewrites.RULES["log1p_def"](sp.log(1 - r))
+    assert after == log1p(-r)
+    assert abs(at(after.rewrite(sp.log), []) - mpmath.log1p(-mpmath.mpf("0.25"))) < 1e-25
+    code = NumpyArrayPrinter({"fully_qualified_modules": True}).doprint(after)
+    got = eval(code, {"numpy": np, "r": np.float64(1e-30)})  # noqa: S307 - our own printed expression
+    assert got == -1e-30 and np.log(1 - np.float64(1e-30)) == 0.0
+
+
+@exercises("log1p_def")
+def test_log1p_def_does_not_fire_without_a_literal_one():
+    """log(p), log(2 - p), log(Sum(...)) stay logs."""
+    rule = rewrites.RULES["log1p_def"]
+    for expr in (sp.log(r), sp.log(2 - r), sp.log(sp.Sum(sp.exp(z[j]), (j, 0, n - 1))), sp.log(a + b)):
+        assert rule(expr) == expr
+
+
 # --- softplus_stable / log_sigmoid_stable ------------------------------------------------------
 
 @pytest.mark.parametrize("value", ["-1000", "-3.5", "0", "2.25", "1000"], ids=["underflow", "neg", "zero", "pos", "overflow"])

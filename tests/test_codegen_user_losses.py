@@ -119,3 +119,32 @@ def test_loss_name_must_be_an_identifier():
     """The name becomes a Python/C identifier: checked."""
     with pytest.raises(ValueError, match="loss name"):
         Loss.from_formula("logsumexp(z) - z[c]", name="x; import os")
+
+
+SMOOTHING_FORMS = ["-(1 - eps)*log_softmax(z)[c] - eps/n*sum(log_softmax(z)[i], i)",
+                   "logsumexp(z) - (1 - eps)*z[c] - eps/n*sum(z[i], i)"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("formula", SMOOTHING_FORMS, ids=["log_softmax-form", "split-form"])
+def test_user_label_smoothing_at_logits_1e4_is_accurate(formula, backend, dtype):
+    """A user's label smoothing, however written, sums the shifted logits z - m (the max cancels
+    symbolically) and forms z_c - m first: within a few eps of mpmath at logits +-1e4."""
+    import mpmath
+    eps = 0.1
+    z = np.array([[1e4, 1e4 - 0.3, 1e4 - 1e-3, 1e4 - 2.0, 1e4 - 0.7, 1e4 - 1.1],
+                  [3.0, -1e4, 2.0, 1e4, 1e4 - 30, 7.0]], dtype=dtype)
+    target = np.array([2, 4])
+    kernel = compile_loss(Loss.from_formula(formula, name="smoothing"), backend)
+    loss, grad = run(kernel, backend, z, target, {"eps": eps})
+    with mpmath.workdps(50):
+        exact = []
+        for row, c_ in zip(z, target):
+            values = [mpmath.mpf(float(v)) for v in row]
+            lse = max(values) + mpmath.log(mpmath.fsum(mpmath.exp(v - max(values)) for v in values))
+            e = mpmath.mpf(eps)
+            exact.append((1 - e) * (lse - values[c_]) + e / len(values) * mpmath.fsum(lse - v for v in values))
+        error = max(abs(mpmath.mpf(float(g)) - x) / x for g, x in zip(loss, exact))
+    assert np.isfinite(grad).all()
+    assert error <= 8 * np.finfo(dtype).eps, float(error)

@@ -39,19 +39,17 @@ void symxent_bce_f32(int64_t count, const float *restrict p, const float *restri
         #pragma omp simd
         for (int64_t e = 0; e < count; ++e) {
             const float x0 = logf(p[e]);
-            const float x1 = 1 - p[e];
-            const float x2 = logf(x1);
-            const float x3 = ((x2 <= -100) ? 0 : -1/x1);
-            loss[e] = -weight[e]*(t[e]*fmaxf(-100, x0) + (1 - t[e])*fmaxf(-100, x2));
-            grad[e] = weight[e]*(t[e]*x3 - t[e]*((x0 <= -100) ? 0 : 1.0F/p[e]) - x3);
+            const float x1 = log1pf(-p[e]);
+            const float x2 = ((x1 <= -100) ? 0 : -1/(1 - p[e]));
+            loss[e] = -weight[e]*(t[e]*fmaxf(-100, x0) + (1 - t[e])*fmaxf(-100, x1));
+            grad[e] = weight[e]*(t[e]*x2 - t[e]*((x0 <= -100) ? 0 : 1.0F/p[e]) - x2);
         }
     } else {
         #pragma omp simd
         for (int64_t e = 0; e < count; ++e) {
             const float x0 = logf(p[e]);
-            const float x1 = 1 - p[e];
-            const float x2 = logf(x1);
-            loss[e] = -weight[e]*(t[e]*fmaxf(-100, x0) + (1 - t[e])*fmaxf(-100, x2));
+            const float x1 = log1pf(-p[e]);
+            loss[e] = -weight[e]*(t[e]*fmaxf(-100, x0) + (1 - t[e])*fmaxf(-100, x1));
         }
     }
 }
@@ -64,19 +62,17 @@ void symxent_bce_f64(int64_t count, const double *restrict p, const double *rest
         #pragma omp simd
         for (int64_t e = 0; e < count; ++e) {
             const double x0 = log(p[e]);
-            const double x1 = 1 - p[e];
-            const double x2 = log(x1);
-            const double x3 = ((x2 <= -100) ? 0 : -1/x1);
-            loss[e] = -weight[e]*(t[e]*fmax(-100, x0) + (1 - t[e])*fmax(-100, x2));
-            grad[e] = weight[e]*(t[e]*x3 - t[e]*((x0 <= -100) ? 0 : 1.0/p[e]) - x3);
+            const double x1 = log1p(-p[e]);
+            const double x2 = ((x1 <= -100) ? 0 : -1/(1 - p[e]));
+            loss[e] = -weight[e]*(t[e]*fmax(-100, x0) + (1 - t[e])*fmax(-100, x1));
+            grad[e] = weight[e]*(t[e]*x2 - t[e]*((x0 <= -100) ? 0 : 1.0/p[e]) - x2);
         }
     } else {
         #pragma omp simd
         for (int64_t e = 0; e < count; ++e) {
             const double x0 = log(p[e]);
-            const double x1 = 1 - p[e];
-            const double x2 = log(x1);
-            loss[e] = -weight[e]*(t[e]*fmax(-100, x0) + (1 - t[e])*fmax(-100, x2));
+            const double x1 = log1p(-p[e]);
+            loss[e] = -weight[e]*(t[e]*fmax(-100, x0) + (1 - t[e])*fmax(-100, x1));
         }
     }
 }

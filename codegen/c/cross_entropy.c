@@ -47,13 +47,14 @@ void symxent_cross_entropy_0_f32(int64_t rows, int64_t n, const float *restrict 
         for (int64_t a = 0; a < n; ++a) {
             m2 = ((m2 < z[a]) ? z[a] : m2);
         }
+        const float z_c_shifted = -m2 + z_c;
         float s3 = 0;
         #pragma omp simd reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
             const float x0 = expf(-m2 + z[a]);
             s3 += x0;
         }
-        loss[r] = -w_c*(-m2 + z_c - logf(s3));
+        loss[r] = -w_c*(z_c_shifted - logf(s3));
         if (grad) {
             float *restrict grad_r = grad + r * n;
             #pragma omp simd
@@ -80,13 +81,14 @@ void symxent_cross_entropy_0_f64(int64_t rows, int64_t n, const double *restrict
         for (int64_t a = 0; a < n; ++a) {
             m2 = ((m2 < z[a]) ? z[a] : m2);
         }
+        const double z_c_shifted = -m2 + z_c;
         double s3 = 0;
         #pragma omp simd reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
             const double x0 = exp(-m2 + z[a]);
             s3 += x0;
         }
-        loss[r] = -w_c*(-m2 + z_c - log(s3));
+        loss[r] = -w_c*(z_c_shifted - log(s3));
         if (grad) {
             double *restrict grad_r = grad + r * n;
             #pragma omp simd
@@ -108,36 +110,39 @@ void symxent_cross_entropy_1_f32(int64_t rows, int64_t n, const float *restrict 
     for (int64_t a = 0; a < n; ++a) {
         s4 += weight[a];
     }
-    const float x2 = label_smoothing/n;
+    const float x3 = label_smoothing/n;
     for (int64_t r = 0; r < rows; ++r) {
         const float *restrict z = z_rows + r * n;
         const int64_t tc = target[r];
         const float z_c = z[tc];
         const float w_c = weight[tc];
-        const float x3 = label_smoothing*w_c;
+        const float x4 = label_smoothing*w_c;
         float m2 = -INFINITY;
-        float s5 = 0;
-        #pragma omp simd reduction(max:m2) reduction(+:s5)
+        #pragma omp simd reduction(max:m2)
         for (int64_t a = 0; a < n; ++a) {
             m2 = ((m2 < z[a]) ? z[a] : m2);
-            s5 += weight[a]*z[a];
         }
+        const float z_c_shifted = -m2 + z_c;
+        float s5 = 0;
         float s3 = 0;
-        #pragma omp simd reduction(+:s3)
+        #pragma omp simd reduction(+:s5) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
-            const float x0 = expf(-m2 + z[a]);
-            s3 += x0;
+            const float x0 = -m2 + z[a];
+            const float x1 = expf(x0);
+            s5 += x0*weight[a];
+            s3 += x1;
         }
-        const float x1 = logf(s3);
-        loss[r] = -w_c*(1 - label_smoothing)*(-m2 - x1 + z_c) - x2*(-m2*s4 - s4*x1 + s5);
+        const float x2 = logf(s3);
+        loss[r] = -w_c*(1 - label_smoothing)*(-x2 + z_c_shifted) - x3*(-s4*x2 + s5);
         if (grad) {
             float *restrict grad_r = grad + r * n;
             #pragma omp simd
             for (int64_t a = 0; a < n; ++a) {
-                const float x0 = expf(-m2 + z[a]);
-                grad_r[a] = weight[a]*(-x2) + x0*((s4*x2 + w_c - x3)/s3);
+                const float x0 = -m2 + z[a];
+                const float x1 = expf(x0);
+                grad_r[a] = weight[a]*(-x3) + x1*((s4*x3 + w_c - x4)/s3);
             }
-            grad_r[tc] += -w_c + x3;
+            grad_r[tc] += -w_c + x4;
         }
     }
 }
@@ -151,36 +156,39 @@ void symxent_cross_entropy_1_f64(int64_t rows, int64_t n, const double *restrict
     for (int64_t a = 0; a < n; ++a) {
         s4 += weight[a];
     }
-    const double x2 = label_smoothing/n;
+    const double x3 = label_smoothing/n;
     for (int64_t r = 0; r < rows; ++r) {
         const double *restrict z = z_rows + r * n;
         const int64_t tc = target[r];
         const double z_c = z[tc];
         const double w_c = weight[tc];
-        const double x3 = label_smoothing*w_c;
+        const double x4 = label_smoothing*w_c;
         double m2 = -INFINITY;
-        double s5 = 0;
-        #pragma omp simd reduction(max:m2) reduction(+:s5)
+        #pragma omp simd reduction(max:m2)
         for (int64_t a = 0; a < n; ++a) {
             m2 = ((m2 < z[a]) ? z[a] : m2);
-            s5 += weight[a]*z[a];
         }
+        const double z_c_shifted = -m2 + z_c;
+        double s5 = 0;
         double s3 = 0;
-        #pragma omp simd reduction(+:s3)
+        #pragma omp simd reduction(+:s5) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
-            const double x0 = exp(-m2 + z[a]);
-            s3 += x0;
+            const double x0 = -m2 + z[a];
+            const double x1 = exp(x0);
+            s5 += x0*weight[a];
+            s3 += x1;
         }
-        const double x1 = log(s3);
-        loss[r] = -w_c*(1 - label_smoothing)*(-m2 - x1 + z_c) - x2*(-m2*s4 - s4*x1 + s5);
+        const double x2 = log(s3);
+        loss[r] = -w_c*(1 - label_smoothing)*(-x2 + z_c_shifted) - x3*(-s4*x2 + s5);
         if (grad) {
             double *restrict grad_r = grad + r * n;
             #pragma omp simd
             for (int64_t a = 0; a < n; ++a) {
-                const double x0 = exp(-m2 + z[a]);
-                grad_r[a] = weight[a]*(-x2) + x0*((s4*x2 + w_c - x3)/s3);
+                const double x0 = -m2 + z[a];
+                const double x1 = exp(x0);
+                grad_r[a] = weight[a]*(-x3) + x1*((s4*x3 + w_c - x4)/s3);
             }
-            grad_r[tc] += -w_c + x3;
+            grad_r[tc] += -w_c + x4;
         }
     }
 }

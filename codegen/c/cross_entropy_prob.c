@@ -40,30 +40,33 @@ void symxent_cross_entropy_prob_0_f32(int64_t rows, int64_t n, const float *rest
     for (int64_t r = 0; r < rows; ++r) {
         const float *restrict z = z_rows + r * n;
         const float *restrict target = target_rows + r * n;
-        float m1 = -INFINITY;
-        float s0 = 0;
+        float m0 = -INFINITY;
         float s2 = 0;
-        #pragma omp simd reduction(max:m1) reduction(+:s0) reduction(+:s2)
+        #pragma omp simd reduction(max:m0) reduction(+:s2)
         for (int64_t a = 0; a < n; ++a) {
-            const float x0 = weight[a]*target[a];
-            m1 = ((m1 < z[a]) ? z[a] : m1);
-            s0 += x0*z[a];
-            s2 += x0;
+            const float x1 = weight[a]*target[a];
+            m0 = ((m0 < z[a]) ? z[a] : m0);
+            s2 += x1;
         }
+        float s1 = 0;
         float s3 = 0;
-        #pragma omp simd reduction(+:s3)
+        #pragma omp simd reduction(+:s1) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
-            const float x1 = expf(-m1 + z[a]);
-            s3 += x1;
+            const float x0 = -m0 + z[a];
+            const float x1 = weight[a]*target[a];
+            const float x2 = expf(x0);
+            s1 += x0*x1;
+            s3 += x2;
         }
-        loss[r] = m1*s2 - s0 + s2*logf(s3);
+        loss[r] = -s1 + s2*logf(s3);
         if (grad) {
             float *restrict grad_r = grad + r * n;
             #pragma omp simd
             for (int64_t a = 0; a < n; ++a) {
-                const float x0 = weight[a]*target[a];
-                const float x1 = expf(-m1 + z[a]);
-                grad_r[a] = x1*(s2/s3) - x0;
+                const float x0 = -m0 + z[a];
+                const float x1 = weight[a]*target[a];
+                const float x2 = expf(x0);
+                grad_r[a] = x2*(s2/s3) - x1;
             }
         }
     }
@@ -76,30 +79,33 @@ void symxent_cross_entropy_prob_0_f64(int64_t rows, int64_t n, const double *res
     for (int64_t r = 0; r < rows; ++r) {
         const double *restrict z = z_rows + r * n;
         const double *restrict target = target_rows + r * n;
-        double m1 = -INFINITY;
-        double s0 = 0;
+        double m0 = -INFINITY;
         double s2 = 0;
-        #pragma omp simd reduction(max:m1) reduction(+:s0) reduction(+:s2)
+        #pragma omp simd reduction(max:m0) reduction(+:s2)
         for (int64_t a = 0; a < n; ++a) {
-            const double x0 = weight[a]*target[a];
-            m1 = ((m1 < z[a]) ? z[a] : m1);
-            s0 += x0*z[a];
-            s2 += x0;
+            const double x1 = weight[a]*target[a];
+            m0 = ((m0 < z[a]) ? z[a] : m0);
+            s2 += x1;
         }
+        double s1 = 0;
         double s3 = 0;
-        #pragma omp simd reduction(+:s3)
+        #pragma omp simd reduction(+:s1) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
-            const double x1 = exp(-m1 + z[a]);
-            s3 += x1;
+            const double x0 = -m0 + z[a];
+            const double x1 = weight[a]*target[a];
+            const double x2 = exp(x0);
+            s1 += x0*x1;
+            s3 += x2;
         }
-        loss[r] = m1*s2 - s0 + s2*log(s3);
+        loss[r] = -s1 + s2*log(s3);
         if (grad) {
             double *restrict grad_r = grad + r * n;
             #pragma omp simd
             for (int64_t a = 0; a < n; ++a) {
-                const double x0 = weight[a]*target[a];
-                const double x1 = exp(-m1 + z[a]);
-                grad_r[a] = x1*(s2/s3) - x0;
+                const double x0 = -m0 + z[a];
+                const double x1 = weight[a]*target[a];
+                const double x2 = exp(x0);
+                grad_r[a] = x2*(s2/s3) - x1;
             }
         }
     }
@@ -114,39 +120,41 @@ void symxent_cross_entropy_prob_1_f32(int64_t rows, int64_t n, const float *rest
     for (int64_t a = 0; a < n; ++a) {
         s5 += weight[a];
     }
-    const float x2 = 1 - label_smoothing;
+    const float x3 = label_smoothing - 1;
     const float x5 = label_smoothing/n;
     const float x6 = s5*x5;
     for (int64_t r = 0; r < rows; ++r) {
         const float *restrict z = z_rows + r * n;
         const float *restrict target = target_rows + r * n;
-        float m1 = -INFINITY;
-        float s4 = 0;
-        float s0 = 0;
+        float m0 = -INFINITY;
         float s2 = 0;
-        #pragma omp simd reduction(max:m1) reduction(+:s4) reduction(+:s0) reduction(+:s2)
+        #pragma omp simd reduction(max:m0) reduction(+:s2)
         for (int64_t a = 0; a < n; ++a) {
-            const float x0 = weight[a]*target[a];
-            m1 = ((m1 < z[a]) ? z[a] : m1);
-            s4 += weight[a]*z[a];
-            s0 += x0*z[a];
-            s2 += x0;
+            const float x1 = weight[a]*target[a];
+            m0 = ((m0 < z[a]) ? z[a] : m0);
+            s2 += x1;
         }
-        const float x3 = s2*x2;
+        float s4 = 0;
+        float s1 = 0;
         float s3 = 0;
-        #pragma omp simd reduction(+:s3)
+        #pragma omp simd reduction(+:s4) reduction(+:s1) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
-            const float x1 = expf(-m1 + z[a]);
-            s3 += x1;
+            const float x0 = -m0 + z[a];
+            const float x1 = weight[a]*target[a];
+            const float x2 = expf(x0);
+            s4 += x0*weight[a];
+            s1 += x0*x1;
+            s3 += x2;
         }
         const float x4 = logf(s3);
-        loss[r] = m1*x3 + m1*x6 - s0*x2 - s4*x5 + x3*x4 + x4*x6;
+        loss[r] = s1*x3 - s2*x3*x4 - s4*x5 + x4*x6;
         if (grad) {
             float *restrict grad_r = grad + r * n;
             #pragma omp simd
             for (int64_t a = 0; a < n; ++a) {
-                const float x1 = expf(-m1 + z[a]);
-                grad_r[a] = (label_smoothing*target[a] - x5 - target[a])*weight[a] + x1*((-label_smoothing*s2 + s2 + x6)/s3);
+                const float x0 = -m0 + z[a];
+                const float x2 = expf(x0);
+                grad_r[a] = (label_smoothing*target[a] - x5 - target[a])*weight[a] + x2*((-label_smoothing*s2 + s2 + x6)/s3);
             }
         }
     }
@@ -161,39 +169,41 @@ void symxent_cross_entropy_prob_1_f64(int64_t rows, int64_t n, const double *res
     for (int64_t a = 0; a < n; ++a) {
         s5 += weight[a];
     }
-    const double x2 = 1 - label_smoothing;
+    const double x3 = label_smoothing - 1;
     const double x5 = label_smoothing/n;
     const double x6 = s5*x5;
     for (int64_t r = 0; r < rows; ++r) {
         const double *restrict z = z_rows + r * n;
         const double *restrict target = target_rows + r * n;
-        double m1 = -INFINITY;
-        double s4 = 0;
-        double s0 = 0;
+        double m0 = -INFINITY;
         double s2 = 0;
-        #pragma omp simd reduction(max:m1) reduction(+:s4) reduction(+:s0) reduction(+:s2)
+        #pragma omp simd reduction(max:m0) reduction(+:s2)
         for (int64_t a = 0; a < n; ++a) {
-            const double x0 = weight[a]*target[a];
-            m1 = ((m1 < z[a]) ? z[a] : m1);
-            s4 += weight[a]*z[a];
-            s0 += x0*z[a];
-            s2 += x0;
+            const double x1 = weight[a]*target[a];
+            m0 = ((m0 < z[a]) ? z[a] : m0);
+            s2 += x1;
         }
-        const double x3 = s2*x2;
+        double s4 = 0;
+        double s1 = 0;
         double s3 = 0;
-        #pragma omp simd reduction(+:s3)
+        #pragma omp simd reduction(+:s4) reduction(+:s1) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
-            const double x1 = exp(-m1 + z[a]);
-            s3 += x1;
+            const double x0 = -m0 + z[a];
+            const double x1 = weight[a]*target[a];
+            const double x2 = exp(x0);
+            s4 += x0*weight[a];
+            s1 += x0*x1;
+            s3 += x2;
         }
         const double x4 = log(s3);
-        loss[r] = m1*x3 + m1*x6 - s0*x2 - s4*x5 + x3*x4 + x4*x6;
+        loss[r] = s1*x3 - s2*x3*x4 - s4*x5 + x4*x6;
         if (grad) {
             double *restrict grad_r = grad + r * n;
             #pragma omp simd
             for (int64_t a = 0; a < n; ++a) {
-                const double x1 = exp(-m1 + z[a]);
-                grad_r[a] = (label_smoothing*target[a] - x5 - target[a])*weight[a] + x1*((-label_smoothing*s2 + s2 + x6)/s3);
+                const double x0 = -m0 + z[a];
+                const double x2 = exp(x0);
+                grad_r[a] = (label_smoothing*target[a] - x5 - target[a])*weight[a] + x2*((-label_smoothing*s2 + s2 + x6)/s3);
             }
         }
     }

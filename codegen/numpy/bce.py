@@ -27,13 +27,13 @@ def _bce(p, t, weight, want_grad):
     """Returns (loss, grad); generated, see the module docstring."""
     with numpy.errstate(all="ignore"):
         x0 = numpy.log(p)
-        x1 = 1 - p
-        x2 = numpy.log(x1)
-        loss = _dense(-weight*(t*numpy.maximum(-100, x0) + (1 - t)*numpy.maximum(-100, x2)), p)
+        x1 = -p
+        numpy.log1p(x1, out=x1)
+        loss = _dense(-weight*(t*numpy.maximum(-100, x0) + (1 - t)*numpy.maximum(-100, x1)), p)
         grad = None
         if want_grad:
-            x3 = numpy.where(numpy.less_equal(x2, -100), 0, -1/x1)
-            grad = _dense(weight*(t*x3 - t*numpy.where(numpy.less_equal(x0, -100), 0, p**(-1.0)) - x3), p)
+            x2 = numpy.where(numpy.less_equal(x1, -100), 0, -1/(1 - p))
+            grad = _dense(weight*(t*x2 - t*numpy.where(numpy.less_equal(x0, -100), 0, p**(-1.0)) - x2), p)
     return loss, grad
 
 

@@ -33,10 +33,11 @@ def _cross_entropy_0(z, target, weight, label_smoothing, want_grad):
         z_c = numpy.take_along_axis(z, target[:, None], axis=-1)
         w_c = weight[target][:, None]
         m2 = numpy.max(z, axis=-1, keepdims=True)
+        z_c_shifted = -m2 + z_c
         x0 = -m2 + z
         numpy.exp(x0, out=x0)
         s3 = numpy.sum(x0, axis=-1, keepdims=True)
-        loss = _rows(-w_c*(-m2 + z_c - numpy.log(s3)), z)
+        loss = _rows(-w_c*(z_c_shifted - numpy.log(s3)), z)
         grad = None
         if want_grad:
             grad = x0; grad *= w_c/s3
@@ -53,18 +54,19 @@ def _cross_entropy_1(z, target, weight, label_smoothing, want_grad):
         w_c = weight[target][:, None]
         m2 = numpy.max(z, axis=-1, keepdims=True)
         s4 = numpy.sum(weight, axis=-1, keepdims=True)
-        s5 = numpy.sum(weight*z, axis=-1, keepdims=True)
+        z_c_shifted = -m2 + z_c
         x0 = -m2 + z
-        numpy.exp(x0, out=x0)
-        s3 = numpy.sum(x0, axis=-1, keepdims=True)
-        x1 = numpy.log(s3)
-        x2 = label_smoothing/n
-        loss = _rows(-w_c*(1 - label_smoothing)*(-m2 - x1 + z_c) - x2*(-m2*s4 - s4*x1 + s5), z)
+        s5 = numpy.sum(x0*weight, axis=-1, keepdims=True)
+        x1 = numpy.exp(x0)
+        s3 = numpy.sum(x1, axis=-1, keepdims=True)
+        x2 = numpy.log(s3)
+        x3 = label_smoothing/n
+        loss = _rows(-w_c*(1 - label_smoothing)*(-x2 + z_c_shifted) - x3*(-s4*x2 + s5), z)
         grad = None
         if want_grad:
-            x3 = label_smoothing*w_c
-            grad = _dense(-x2*weight + x0*((s4*x2 + w_c - x3)/s3), z)
-            grad[rows, target] += _rows(-w_c + x3, z)
+            x4 = label_smoothing*w_c
+            grad = _dense(-x3*weight + x1*((s4*x3 + w_c - x4)/s3), z)
+            grad[rows, target] += _rows(-w_c + x4, z)
     return loss, grad
 
 

@@ -29,17 +29,17 @@ def _cross_entropy_prob_0(z, target, weight, label_smoothing, want_grad):
     """Returns (loss, grad); generated, see the module docstring."""
     rows_count, n = z.shape
     with numpy.errstate(all="ignore"):
-        m1 = numpy.max(z, axis=-1, keepdims=True)
-        x0 = weight*target
-        s0 = numpy.sum(x0*z, axis=-1, keepdims=True)
-        s2 = numpy.sum(x0, axis=-1, keepdims=True)
-        x1 = -m1 + z
-        numpy.exp(x1, out=x1)
-        s3 = numpy.sum(x1, axis=-1, keepdims=True)
-        loss = _rows(m1*s2 - s0 + s2*numpy.log(s3), z)
+        m0 = numpy.max(z, axis=-1, keepdims=True)
+        x0 = -m0 + z
+        x1 = weight*target
+        s1 = numpy.sum(x0*x1, axis=-1, keepdims=True)
+        s2 = numpy.sum(x1, axis=-1, keepdims=True)
+        x2 = numpy.exp(x0)
+        s3 = numpy.sum(x2, axis=-1, keepdims=True)
+        loss = _rows(-s1 + s2*numpy.log(s3), z)
         grad = None
         if want_grad:
-            grad = _dense(x1*(s2/s3) - x0, z)
+            grad = _dense(x2*(s2/s3) - x1, z)
     return loss, grad
 
 
@@ -47,24 +47,23 @@ def _cross_entropy_prob_1(z, target, weight, label_smoothing, want_grad):
     """Returns (loss, grad); generated, see the module docstring."""
     rows_count, n = z.shape
     with numpy.errstate(all="ignore"):
-        m1 = numpy.max(z, axis=-1, keepdims=True)
-        s4 = numpy.sum(weight*z, axis=-1, keepdims=True)
+        m0 = numpy.max(z, axis=-1, keepdims=True)
         s5 = numpy.sum(weight, axis=-1, keepdims=True)
-        x0 = weight*target
-        s0 = numpy.sum(x0*z, axis=-1, keepdims=True)
-        s2 = numpy.sum(x0, axis=-1, keepdims=True)
-        x1 = -m1 + z
-        numpy.exp(x1, out=x1)
-        s3 = numpy.sum(x1, axis=-1, keepdims=True)
-        x2 = 1 - label_smoothing
-        x3 = s2*x2
+        x0 = -m0 + z
+        s4 = numpy.sum(x0*weight, axis=-1, keepdims=True)
+        x1 = weight*target
+        s1 = numpy.sum(x0*x1, axis=-1, keepdims=True)
+        s2 = numpy.sum(x1, axis=-1, keepdims=True)
+        x2 = numpy.exp(x0)
+        s3 = numpy.sum(x2, axis=-1, keepdims=True)
+        x3 = label_smoothing - 1
         x4 = numpy.log(s3)
         x5 = label_smoothing/n
         x6 = s5*x5
-        loss = _rows(m1*x3 + m1*x6 - s0*x2 - s4*x5 + x3*x4 + x4*x6, z)
+        loss = _rows(s1*x3 - s2*x3*x4 - s4*x5 + x4*x6, z)
         grad = None
         if want_grad:
-            grad = _dense((label_smoothing*target - x5 - target)*weight + x1*((-label_smoothing*s2 + s2 + x6)/s3), z)
+            grad = _dense((label_smoothing*target - x5 - target)*weight + x2*((-label_smoothing*s2 + s2 + x6)/s3), z)
     return loss, grad
 
 

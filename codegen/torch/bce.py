@@ -28,13 +28,13 @@ def _dense(value, like):
 def _bce(p, t, weight, want_grad):
     """Returns (loss, grad); generated, see the module docstring."""
     x0 = torch.log(p)
-    x1 = 1 - p
-    x2 = torch.log(x1)
-    loss = _dense(-weight*(t*torch.clamp(x0, min=-100) + (1 - t)*torch.clamp(x2, min=-100)), p)
+    x1 = -p
+    x1.log1p_()
+    loss = _dense(-weight*(t*torch.clamp(x0, min=-100) + (1 - t)*torch.clamp(x1, min=-100)), p)
     grad = None
     if want_grad:
-        x3 = torch.where((x2 <= -100), 0, -1/x1)
-        grad = _dense(weight*(t*x3 - t*torch.where((x0 <= -100), 0, 1/p) - x3), p)
+        x2 = torch.where((x1 <= -100), 0, -1/(1 - p))
+        grad = _dense(weight*(t*x2 - t*torch.where((x0 <= -100), 0, 1/p) - x2), p)
     return loss, grad
 
 

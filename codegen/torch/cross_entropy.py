@@ -34,10 +34,11 @@ def _cross_entropy_0(z, target, weight, label_smoothing, want_grad):
     z_c = torch.gather(z, -1, target[:, None])
     w_c = weight[target][:, None]
     m2 = torch.amax(z, dim=-1, keepdim=True)
+    z_c_shifted = -m2 + z_c
     x0 = -m2 + z
     x0.exp_()
     s3 = torch.sum(x0, dim=-1, keepdim=True)
-    loss = _rows(-w_c*(-m2 + z_c - torch.log(s3)), z)
+    loss = _rows(-w_c*(z_c_shifted - torch.log(s3)), z)
     grad = None
     if want_grad:
         grad = x0; grad *= w_c/s3
@@ -53,18 +54,19 @@ def _cross_entropy_1(z, target, weight, label_smoothing, want_grad):
     w_c = weight[target][:, None]
     m2 = torch.amax(z, dim=-1, keepdim=True)
     s4 = torch.sum(weight, dim=-1, keepdim=True)
-    s5 = torch.sum(weight*z, dim=-1, keepdim=True)
+    z_c_shifted = -m2 + z_c
     x0 = -m2 + z
-    x0.exp_()
-    s3 = torch.sum(x0, dim=-1, keepdim=True)
-    x1 = torch.log(s3)
-    x2 = label_smoothing/n
-    loss = _rows(-w_c*(1 - label_smoothing)*(-m2 - x1 + z_c) - x2*(-m2*s4 - s4*x1 + s5), z)
+    s5 = torch.sum(x0*weight, dim=-1, keepdim=True)
+    x1 = torch.exp(x0)
+    s3 = torch.sum(x1, dim=-1, keepdim=True)
+    x2 = torch.log(s3)
+    x3 = label_smoothing/n
+    loss = _rows(-w_c*(1 - label_smoothing)*(-x2 + z_c_shifted) - x3*(-s4*x2 + s5), z)
     grad = None
     if want_grad:
-        x3 = label_smoothing*w_c
-        grad = _dense(-x2*weight + x0*((s4*x2 + w_c - x3)/s3), z)
-        grad[rows, target] += _rows(-w_c + x3, z)
+        x4 = label_smoothing*w_c
+        grad = _dense(-x3*weight + x1*((s4*x3 + w_c - x4)/s3), z)
+        grad[rows, target] += _rows(-w_c + x4, z)
     return loss, grad
 
 

@@ -30,41 +30,40 @@ def _dense(value, like):
 def _cross_entropy_prob_0(z, target, weight, label_smoothing, want_grad):
     """Returns (loss, grad); generated, see the module docstring."""
     rows_count, n = z.shape
-    m1 = torch.amax(z, dim=-1, keepdim=True)
-    x0 = weight*target
-    s0 = torch.sum(x0*z, dim=-1, keepdim=True)
-    s2 = torch.sum(x0, dim=-1, keepdim=True)
-    x1 = -m1 + z
-    x1.exp_()
-    s3 = torch.sum(x1, dim=-1, keepdim=True)
-    loss = _rows(m1*s2 - s0 + s2*torch.log(s3), z)
+    m0 = torch.amax(z, dim=-1, keepdim=True)
+    x0 = -m0 + z
+    x1 = weight*target
+    s1 = torch.sum(x0*x1, dim=-1, keepdim=True)
+    s2 = torch.sum(x1, dim=-1, keepdim=True)
+    x2 = torch.exp(x0)
+    s3 = torch.sum(x2, dim=-1, keepdim=True)
+    loss = _rows(-s1 + s2*torch.log(s3), z)
     grad = None
     if want_grad:
-        grad = _dense(x1*(s2/s3) - x0, z)
+        grad = _dense(x2*(s2/s3) - x1, z)
     return loss, grad
 
 
 def _cross_entropy_prob_1(z, target, weight, label_smoothing, want_grad):
     """Returns (loss, grad); generated, see the module docstring."""
     rows_count, n = z.shape
-    m1 = torch.amax(z, dim=-1, keepdim=True)
-    s4 = torch.sum(weight*z, dim=-1, keepdim=True)
+    m0 = torch.amax(z, dim=-1, keepdim=True)
     s5 = torch.sum(weight, dim=-1, keepdim=True)
-    x0 = weight*target
-    s0 = torch.sum(x0*z, dim=-1, keepdim=True)
-    s2 = torch.sum(x0, dim=-1, keepdim=True)
-    x1 = -m1 + z
-    x1.exp_()
-    s3 = torch.sum(x1, dim=-1, keepdim=True)
-    x2 = 1 - label_smoothing
-    x3 = s2*x2
+    x0 = -m0 + z
+    s4 = torch.sum(x0*weight, dim=-1, keepdim=True)
+    x1 = weight*target
+    s1 = torch.sum(x0*x1, dim=-1, keepdim=True)
+    s2 = torch.sum(x1, dim=-1, keepdim=True)
+    x2 = torch.exp(x0)
+    s3 = torch.sum(x2, dim=-1, keepdim=True)
+    x3 = label_smoothing - 1
     x4 = torch.log(s3)
     x5 = label_smoothing/n
     x6 = s5*x5
-    loss = _rows(m1*x3 + m1*x6 - s0*x2 - s4*x5 + x3*x4 + x4*x6, z)
+    loss = _rows(s1*x3 - s2*x3*x4 - s4*x5 + x4*x6, z)
     grad = None
     if want_grad:
-        grad = _dense((label_smoothing*target - x5 - target)*weight + x1*((-label_smoothing*s2 + s2 + x6)/s3), z)
+        grad = _dense((label_smoothing*target - x5 - target)*weight + x2*((-label_smoothing*s2 + s2 + x6)/s3), z)
     return loss, grad
 
 

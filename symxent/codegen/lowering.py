@@ -7,7 +7,8 @@ each one only uses earlier ones:
 - ``max`` / ``sum``: a reduction over the class axis of an element expression in the axis index ``a``
   (``RowMax(z)`` and ``Sum(..., (i, 0, n - 1))`` of the stable expressions);
 - ``assign``: a common subexpression (``sympy.cse``), e.g. ``exp(z[a] - m)`` shared by a sum and
-  the gradient.
+  the gradient; and the shifted target logit ``z_c_shifted = z_c - m``, so that row values add
+  ``z_c - m`` first (exact where it is small) rather than ``(-m - log(S)) + z_c``.
 
 and its outputs are expressions in those. An output that depends on the target class through
 ``KroneckerDelta(a, c)`` is split into a dense part and a ``scatter`` value added at ``[row, c]``
@@ -158,6 +159,59 @@ class _Lowerer:
             return expr
         return expr.func(*[self.reductions(a) for a in expr.args])
 
+    def shifted_gathers(self, expr):
+        """``a*z_c - a*m + ... -> a*z_c_shifted + ...`` with the row statement ``z_c_shifted = z_c - m``
+        for the max ``m`` of the row ``z`` (of any element ``f(z[a])``: ``f(z_c) - m``).
+
+        Only a grouping (which terms are added first), not a rewrite: ``z_c - m`` is computed
+        first, exact where it is small, instead of ``(-m - log(S)) + z_c``, which rounds at the
+        scale of ``m`` (PyTorch also forms ``z - m`` first).
+        """
+        gathered = {s.expr.base: s.symbol for s in self.statements if s.op == "gather"}
+        for s in list(self.statements):
+            indexed = s.expr.atoms(sp.Indexed) if s.op == "max" else set()
+            if not indexed or any(e.indices != (AXIS,) or e.base not in gathered for e in indexed):
+                continue
+            at_target = s.expr.xreplace({e: gathered[e.base] for e in indexed})
+            difference = at_target - s.symbol
+            placeholder = sp.Dummy()
+            if at_target.is_Symbol:
+                grouped = expr.replace(lambda e: e.is_Add, lambda e: _group(e, at_target, s.symbol, placeholder))
+            else:
+                grouped = expr.subs(difference, placeholder)
+            if not grouped.has(placeholder):
+                continue
+            symbol = self.by_key.get(("assign", difference))
+            if symbol is None:
+                name = f"{at_target}_shifted" if at_target.is_Symbol else f"target_shifted_{s.symbol}"
+                symbol = sp.Symbol(name, real=True)
+                self.statements.append(Statement(symbol, "assign", difference, "row"))
+                self.by_key[("assign", difference)] = symbol
+                self.shapes[symbol] = "row"
+            expr = grouped.xreplace({placeholder: symbol})
+        return expr
+
+
+def _group(add, value, shift, name):
+    """``add`` with its terms ``a*value`` and ``-a*shift`` (coefficients that cancel) written
+    ``a*name`` (``name`` standing for ``value - shift``); ``add`` itself if there are none."""
+    def coefficient(terms, factor):
+        return sp.Add(*(sp.Mul(*[f for f in sp.Mul.make_args(t) if f != factor]) for t in terms))
+    terms = []
+    for t in add.args:  # x*(m + L) -> x*m + x*L, so that x*m can meet -x*z_c
+        holds_shift = any(f.is_Add and shift in f.args for f in sp.Mul.make_args(t))
+        terms += sp.Add.make_args(sp.expand_mul(t, deep=False)) if holds_shift else [t]
+    factors = [(t, sp.Mul.make_args(t)) for t in terms]
+    on_value = [t for t, fs in factors if value in fs and shift not in fs]
+    on_shift = [t for t, fs in factors if shift in fs and value not in fs]
+    if not on_value or not on_shift:
+        return add
+    a = coefficient(on_value, value)
+    if sp.expand(a + coefficient(on_shift, shift)) != 0:
+        return add
+    rest = [t for t in terms if t not in on_value and t not in on_shift]
+    return sp.Add(*rest) + a * name
+
 
 def split_delta(expr, axis, index):
     """``expr = dense + scatter * KroneckerDelta(axis, index)`` -> ``(dense, scatter)``; the scatter
@@ -191,6 +245,8 @@ def lower(function: KernelFunction, outputs: dict) -> Lowered:
         elif expr.has(sp.Sum) or expr.has(sp.Indexed):
             raise LoweringError(f"elementwise output {name} has a sum or an indexed element: {expr}")
         exprs[name] = low.reductions(low.gathers(expr))
+    exprs = {name: low.shifted_gathers(e) for name, e in exprs.items()}
+    scatters = {name: low.shifted_gathers(e) for name, e in scatters.items()}
     # common subexpressions over reduction bodies, outputs and scatter values together
     reducible = [s for s in low.statements if s.op in ("max", "sum")]
     keys = [("stmt", s.symbol) for s in reducible] + [("out", k) for k in exprs] + [("scatter", k) for k in scatters]

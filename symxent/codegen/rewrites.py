@@ -20,7 +20,7 @@ from sympy.codegen.cfunctions import log1p
 
 from ..definitions import log_sigmoid, softplus
 from ..definitions.symbols import n as N
-from .nodes import LogSumExp, RowMax
+from .nodes import BOUND, LogSumExp, RowMax
 
 #: every registered rule by name
 RULES: dict = {}
@@ -136,6 +136,70 @@ def sum_linearity(expr):
     return expr.replace(lambda e: isinstance(e, sp.Sum), split)
 
 
+@register("sum_shift")
+def sum_shift(expr):
+    """``Sum(u(i)*z[i] + v(i), i) -> Sum(u(i)*(z[i] - m) + v(i), i) + m*Sum(u(i), i)``, m = RowMax(z[j])
+
+    A class-axis sum linear in a row's element accumulates the max-shifted element instead, and
+    ``m*Sum(u)`` is multiplied into the sum's coefficient, where it cancels against the ``m`` of the
+    max-shifted logsumexp: ``Sum(w*(z - lse))`` is computed as ``Sum(w*(z - m)) - log(S)*Sum(w)``,
+    not as the difference of the large ``Sum(w*z)`` and ``m*Sum(w)``. Runs after ``sum_linearity``
+    (which splits sums into one product each). Sums whose body already holds ``m`` are left alone.
+    """
+    shifts = [(node.element, node) for node in expr.atoms(RowMax)]
+    shifted = {}
+    for s in expr.atoms(sp.Sum):
+        value = _shift_sum(s, shifts)
+        if value is not None:
+            shifted[s] = value
+
+    def distribute(mul):
+        factor = next(f for f in mul.args if f in shifted)
+        rest = sp.Mul(*[f for f in mul.args if f is not factor])
+        return sp.Add(*(rest * term for term in sp.Add.make_args(shifted[factor])))
+    if not shifted:
+        return expr
+    expr = expr.replace(lambda e: e.is_Mul and any(f in shifted for f in e.args), distribute)
+    expr = expr.xreplace(shifted)
+    for _, m in shifts:
+        expr = expr.replace(lambda e: e.is_Add and sum(m in sp.Mul.make_args(t) for t in e.args) > 1,
+                            lambda e: _collect_factor(e, m))
+    return expr
+
+
+def _collect_factor(add, m):
+    """``m*a + m*b + c -> m*(a + b) + c`` with ``a + b`` multiplied out (not inside sums), so
+    that ``m*(1 - eps)*S - m*(1 - eps)*S`` cancels."""
+    terms = [sp.Mul.make_args(t) for t in add.args]
+    with_m = [sp.Mul(*[f for f in factors if f != m]) for factors in terms if m in factors]
+    rest = [sp.Mul(*factors) for factors in terms if m not in factors]
+    return sp.Add(*rest) + m * sp.Add(*(sp.expand_mul(t, deep=False) for t in with_m))
+
+
+def _shift_sum(s, shifts):
+    """``Sum(u*(z[i] - m) + v) + m*Sum(u)`` for the class-axis sum ``s = Sum(u*z[i] + v)`` linear in
+    the element ``z[i]`` of a row with the shift ``m`` in ``shifts`` ((element, m) pairs); else None."""
+    if len(s.limits) != 1:
+        return None
+    index, lower, upper = s.limits[0]
+    body = s.function
+    for element, m in shifts:
+        if body.has(m):
+            continue
+        value = element.xreplace({BOUND: index})
+        e = sp.Dummy("e", real=True)
+        in_e = body.xreplace({value: e}) if isinstance(value, sp.Indexed) else body.subs(value, e)
+        if not in_e.has(e) or in_e.atoms(sp.Indexed) & value.atoms(sp.Indexed):
+            continue  # no element of the row, or the row also appears otherwise
+        slope = sp.diff(in_e, e)
+        rest = sp.expand(in_e - slope * e)
+        if slope.has(e) or rest.has(e):
+            continue  # not linear in the element
+        total = sp.Sum(slope, s.limits[0]) if index in slope.free_symbols else slope * (upper - lower + 1)
+        return sp.Sum(slope * (value - m) + rest, s.limits[0]) + m * total
+    return None
+
+
 @register("softplus_stable")
 def softplus_stable(expr):
     """``softplus(x) -> Max(x, 0) + log1p(exp(-Abs(x)))``
@@ -156,9 +220,21 @@ def log_sigmoid_stable(expr):
                         lambda e: sp.Min(e.args[0], 0) - log1p(sp.exp(-sp.Abs(e.args[0]))))
 
 
+@register("log1p_def")
+def log1p_def(expr):
+    """``log(1 + x) -> log1p(x)``
+
+    ``log(1 - p)`` rounds ``1 - p`` to 1 for tiny p and loses p entirely; ``log1p(-p)`` keeps it
+    (PyTorch's binary_cross_entropy uses ``log1p(-p)``).
+    """
+    def one_plus(e):
+        return isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args
+    return expr.replace(one_plus, lambda e: log1p(e.args[0] - 1))
+
+
 #: the stabilising rules every target uses, in order
-STABILIZE = (RULES["logsumexp_shift"], RULES["exp_add_log"], RULES["sum_linearity"],
-             RULES["softplus_stable"], RULES["log_sigmoid_stable"])
+STABILIZE = (RULES["logsumexp_shift"], RULES["exp_add_log"], RULES["sum_linearity"], RULES["sum_shift"],
+             RULES["softplus_stable"], RULES["log_sigmoid_stable"], RULES["log1p_def"])
 OPTIMS_NUMPY = STABILIZE
 OPTIMS_TORCH = STABILIZE
 OPTIMS_C = STABILIZE

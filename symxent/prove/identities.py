@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 
 from ..definitions import (MappedVector, bce, bce_with_logits, binary_entropy, c, class_sum, cross_entropy,
                            cross_entropy_loss, entropy, i, j, k, kl_divergence, l, log_sigmoid, log_softmax,
@@ -124,6 +125,11 @@ IDENTITIES: tuple = (
           lambda: (class_sum(lambda m: a * u[m] + v[m], u), a * class_sum(lambda m: u[m], u)
                    + class_sum(lambda m: v[m], v)),
           "a class-axis sum is linear: row scalars move out of the reduction", "used by codegen"),
+    _true("sum_shift", "sum(u[i]*z[i] + v[i], i)", "sum(u[i]*(z[i] - a) + v[i], i) + a*sum(u[i], i)",
+          lambda: (class_sum(lambda m: u[m] * z[m] + v[m], u),
+                   class_sum(lambda m: u[m] * (z[m] - a) + v[m], u) + a * class_sum(lambda m: u[m], u)),
+          "a sum linear in the logits may accumulate the shifted logits z - a (a = max(z): no cancellation "
+          "of large terms in label smoothing)", "used by codegen"),
     _true("softmax_sums_to_one", "sum(softmax(z)[i], i)", "1",
           lambda: (class_sum(lambda m: softmax(z, m), z), sp.S.One),
           "softmax is a probability vector"),
@@ -186,6 +192,9 @@ IDENTITIES: tuple = (
     _true("log_sigmoid_stable", "log(sigmoid(x))", "Min(x, 0) - log(1 + exp(-Abs(x)))",
           lambda: (sp.log(sigmoid(x)), sp.Min(x, 0) - sp.log(1 + sp.exp(-sp.Abs(x)))),
           "overflow-free log-sigmoid", "used by codegen"),
+    _true("log1p_def", "log(1 + x)", "log1p(x)", lambda: (sp.log(1 + x), log1p(x)),
+          "log1p(x) is log(1 + x), computed without rounding 1 + x (x > -1): log(1 - p) = log1p(-p)",
+          "used by codegen"),
     _true("sigmoid_via_exp", "sigmoid(x)", "exp(x) / (1 + exp(x))",
           lambda: (sigmoid(x), sp.exp(x) / (1 + sp.exp(x))),
           "the form of sigmoid used for x < 0 (no overflow of exp(-x))", "used by codegen"),
