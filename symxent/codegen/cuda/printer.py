@@ -1,0 +1,63 @@
+"""The CUDA printer: one element expression as fp32 CUDA C++.
+
+It is the generator's C printer (:class:`symxent.codegen.printers.CElementPrinter` with
+``ctype="float"``: ``1.0F`` literals, ``logf``/``log1pf``/``fmaxf``) with CUDA's spellings:
+
+- ``exp(x) -> __expf(x)``: the hardware ``ex2`` path. The exponents printed are those of the
+  stable rewrites (``exp(z_a - m) <= 1``, ``exp(-|x|)``, the sigmoid's ``exp(-x)``), where
+  ``__expf``'s error (2 ulp plus about 1 ulp per unit of ``|x|``) is far below one bf16 / fp16
+  rounding and within the fp32 tolerances of the tests.
+- ``x**2 -> x*x`` (and 3, 4; negative small powers as ``1.0F/(...)``), instead of ``powf``.
+- an element of a row or class vector at the class-axis index (``z[a]``, ``w[a]``) is a local
+  of the kernel: ``z_a``, ``w_a`` (setting ``elements``: IndexedBase -> local name).
+
+Nodes the kernels cannot print (``Sum``, class-axis nodes, ``KroneckerDelta``) raise: the
+lowering must have removed them.
+"""
+from __future__ import annotations
+
+from sympy.printing.codeprinter import CodePrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from ..printers import CElementPrinter
+
+#: integer exponents printed as repeated multiplication
+SMALL_POWERS = (2, 3, 4)
+
+
+class CudaPrinter(CElementPrinter):
+    """fp32 CUDA C++ for one element; ``elements`` maps row/class IndexedBases to local names."""
+
+    _default_settings = {**CElementPrinter._default_settings, "elements": {}}
+
+    _print_KroneckerDelta = CodePrinter._print_not_supported
+
+    def __init__(self, settings=None):
+        settings = dict(settings or {})
+        settings["ctype"] = "float"
+        super().__init__(settings)
+
+    def _print_exp(self, expr):
+        return f"__expf({self._print(expr.args[0])})"
+
+    def _print_Indexed(self, expr):
+        local = self._settings["elements"].get(expr.base)
+        if local is None:
+            raise ValueError(f"{expr}: {expr.base} has no element local in this kernel function")
+        return local
+
+    def _print_Pow(self, expr):
+        base, exponent = expr.as_base_exp()
+        if exponent.is_Integer and abs(int(exponent)) in SMALL_POWERS:
+            factor = self.parenthesize(base, PRECEDENCE["Mul"])
+            product = "*".join([factor] * abs(int(exponent)))
+            return product if exponent > 0 else f"1.0F/({product})"
+        return super()._print_Pow(expr)
+
+
+def cuda_printer(elements: dict, shapes=None, bases=()) -> CudaPrinter:
+    """The printer for one kernel function: ``elements`` names its ``v[a]`` locals; ``shapes`` (symbol ->
+    ``dense`` / ``row`` / ...) and ``bases`` (the IndexedBases that vary along the class axis) let the
+    parent printer group loop-invariant factors (``x1*(w_c/s3)``: one multiply per element)."""
+    return CudaPrinter({"elements": dict(elements), "strict": True, "shapes": dict(shapes or {}),
+                        "array_bases": set(bases)})

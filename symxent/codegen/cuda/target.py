@@ -1,0 +1,506 @@
+"""The CUDA target: the generator's lowered functions, printed by :class:`CudaPrinter` into
+kernel templates (``templates/*.tmpl.cu``, ``string.Template.substitute``).
+
+A target is a printer, the rules it uses, templates and headers (STYLE 6):
+
+- rules :data:`OPTIMS_CUDA`: the C target's (``rewrites.OPTIMS_C``), so the kernels print the same
+  expressions as the C target: the logsumexp shifted by the row maximum ``m``, class-axis sums
+  linear in a logit shifted too (``sum(w*(z - m))``), stable softplus / log-sigmoid, ``log1p``.
+- templates: ``rows.tmpl.cu`` for row losses and row maps (one row per thread-block cluster; the
+  printed pieces of each case are a ``Case`` struct, ``rows_case.tmpl.cu``) and
+  ``elementwise.tmpl.cu`` for elementwise losses (``elementwise_case.tmpl.cu``); the C-linkage
+  host API (``*_api.tmpl.h``) and the pybind11 binding (``*_binding.tmpl.cpp``) for the loader.
+
+What is printed for a row case (everything else is template):
+
+- ``gather``: values at the target class (``z_c = z[c]``, ``w_c = w[c]``), read by the template;
+- ``score``: the element whose row maximum is the shift ``m`` (the logit, or e.g. its soft-capped value);
+- ``sums``: each class-axis sum's term at a shift ``m`` (``s[j] += exp(z_a - m)``) and, for a sum
+  linear in ``m``, its ``-d term / dm`` (``u[j] += w_a``). The C target makes one pass for the max and
+  one for the sums; the CUDA template makes one, keeping ``m`` as a running maximum and moving each sum
+  along when it grows: :func:`sum_kind` derives how (``exp(-m)``: rescale; linear: shift by ``u``);
+- ``loss``: the row loss from ``m``, ``n``, the gathers, the sums and the parameters;
+- ``dense``: the output element (gradient or map) from the element's values and the row values;
+- ``scatter``: what the output gains at the target class (``-w_c`` of ``softmax - onehot``).
+
+The common subexpressions of the lowering are inlined and each printed function does its own
+``cse``: a function recomputes what it needs, in the pass where it runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from string import Template
+
+import sympy as sp
+
+from ...definitions.symbols import n as N
+from .. import rewrites
+from ..loss import Loss
+from ..lowering import AXIS, Lowered
+from ..targets import Target, source_comment
+from .printer import cuda_printer
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: how to regenerate the checked-in sources (written into each file's header)
+REGENERATE = "python -m symxent.codegen.cuda        (--check: report drift only)"
+#: the rules of the CUDA target: the C target's, in its order (each is a proved identity)
+OPTIMS_CUDA = rewrites.OPTIMS_C
+#: names the printed functions already use for row values, arguments and buffers
+RESERVED_NAMES = frozenset({"n", "row", "prm", "s", "u", "g", "c", "v", "m_shift", "x_row", "y_row", "classes"})
+#: element arguments an elementwise kernel takes at most (the host API has four slots)
+MAX_ELEMENT_INPUTS = 4
+#: how a class-axis sum follows the row maximum m (``sum_kind``)
+SUM_PLAIN, SUM_EXP, SUM_LINEAR = 0, 1, 2
+
+
+class CudaCodegenError(ValueError):
+    """The lowered function has a form the CUDA templates cannot compute (said how)."""
+
+
+def template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text())
+
+
+def sum_kind(term: sp.Expr, m: sp.Symbol):
+    """How the term of a class-axis sum depends on the row maximum ``m``: ``(SUM_PLAIN, None)`` not at
+    all; ``(SUM_EXP, None)`` as ``exp(-m)`` (moving ``m`` by ``d`` multiplies it by ``exp(-d)``);
+    ``(SUM_LINEAR, u)`` linearly, ``term = t0 - m*u`` with ``u`` free of ``m``. Anything else: an error
+    (a one-pass merge could not follow it)."""
+    if m is None or not term.has(m):
+        return SUM_PLAIN, None
+    d = sp.Dummy("d", real=True)
+    if sp.powsimp(term.xreplace({m: m + d}) / term, combine="exp") == sp.exp(-d):
+        return SUM_EXP, None
+    slope = sp.diff(term, m)
+    if not slope.has(m):
+        return SUM_LINEAR, -slope
+    raise CudaCodegenError(f"the class-axis sum of {term} depends on the row maximum in a way a one-pass merge "
+                           f"cannot follow (neither exp(-m) nor linear)")
+
+
+# --- parameters and cases (shared with the loader, which must agree on the order) -------------
+
+@dataclasses.dataclass(frozen=True)
+class KernelParam:
+    """A float the kernel takes: a ``scalar`` argument (e.g. ``label_smoothing``) or a loss parameter."""
+
+    field: str           # the name in the Params struct and in the loader's options
+    symbol: sp.Symbol    # the symbol it binds in the expressions
+    role: str            # "scalar" or "params"
+
+
+def kernel_params(loss: Loss) -> list:
+    """The Params fields in order: scalar arguments (argument order), then the loss's parameters."""
+    params = [KernelParam(a.name, a.symbol, "scalar") for a in loss.args if a.role == "scalar"]
+    params += [KernelParam(p.name, p, "params") for p in loss.params]
+    names = [p.field for p in params]
+    if len(set(names)) != len(names):
+        raise CudaCodegenError(f"{loss.name}: parameter names must be distinct, got {names}")
+    taken = sorted(set(names) & RESERVED_NAMES)
+    if taken:
+        raise CudaCodegenError(f"{loss.name}: the parameter name(s) {taken} are taken by the CUDA kernels; rename them")
+    return params
+
+
+def case_functions(loss: Loss) -> list:
+    """``(when, backward)`` of each generated case in the order of :meth:`Loss.functions` (a map
+    has a forward and a backward function per case): the case index the host API takes."""
+    out = []
+    for case in loss.cases:
+        out.append((case.when, False))
+        if loss.kind == "map":
+            out.append((case.when, True))
+    return out
+
+
+# --- printing one function body -------------------------------------------------------------
+
+def _assigns(low: Lowered) -> dict:
+    """The lowering's ``assign`` statements (common subexpressions), symbol -> value, in order."""
+    return {s.symbol: s.expr for s in low.statements if s.op == "assign"}
+
+
+def _inline(expr: sp.Expr, assigns: dict) -> sp.Expr:
+    """``expr`` in terms of inputs, gathers, the maximum and the sums only (for analysis, not printing)."""
+    for _ in range(len(assigns) + 1):
+        if not expr.has(*assigns):
+            return expr
+        expr = expr.xreplace(assigns)
+    raise CudaCodegenError("cyclic assign statements")  # pragma: no cover - the lowering orders them
+
+
+class _Body:
+    """Prints expressions as the body of one device function, as the lowering wrote them.
+
+    ``row_values``: symbol -> C expression of a row value the function may read; ``elements``:
+    IndexedBase -> element local name; ``assigns``: the lowering's common subexpressions. The body is
+    ``const float`` locals for the row values and the assign statements it uses (in the lowering's
+    order), then ``finish(printed expressions)``.
+    """
+
+    def __init__(self, row_values: dict, elements: dict, assigns: dict, shapes=None):
+        self.row_values = row_values
+        self.printer = cuda_printer(elements, shapes, elements)
+        self.elements = elements
+        self.assigns = assigns
+
+    def _needed(self, exprs) -> list:
+        needed, stack = set(), [s for e in exprs for s in e.free_symbols if s in self.assigns]
+        while stack:
+            symbol = stack.pop()
+            if symbol not in needed:
+                needed.add(symbol)
+                stack.extend(s for s in self.assigns[symbol].free_symbols if s in self.assigns)
+        return [symbol for symbol in self.assigns if symbol in needed]
+
+    def _check(self, exprs, known):
+        """Only element locals at the class index, known row values, parameters and statements."""
+        for expr in exprs:
+            for atom in expr.atoms(sp.Indexed):
+                if atom.base not in self.elements or atom.indices != (AXIS,):
+                    raise CudaCodegenError(f"{atom}: only the class-axis element of an input can be read here")
+            rest = expr.replace(lambda e: isinstance(e, sp.Indexed), lambda e: sp.Dummy())
+            stray = {s for s in rest.free_symbols if not isinstance(s, sp.Dummy)} - set(self.row_values) - known
+            if AXIS in stray:
+                raise CudaCodegenError(f"{expr}: the class index itself (not an element) cannot be printed")
+            if stray:
+                raise CudaCodegenError(f"{expr}: {sorted(map(str, stray))} are not available in this function")
+
+    def lines(self, exprs: list, finish) -> list:
+        exprs = [sp.sympify(e) for e in exprs]
+        statements = self._needed(exprs)
+        values = [self.assigns[symbol] for symbol in statements]
+        self._check(values + exprs, set(statements))
+        used = set().union(*(e.free_symbols for e in values + exprs)) if values + exprs else set()
+        locals_ = [(self.printer.doprint(symbol), access) for symbol, access in self.row_values.items()
+                   if symbol in used]
+        locals_ += [(self.printer.doprint(symbol), self.printer.doprint(value))
+                    for symbol, value in zip(statements, values)]
+        names = [name for name, _ in locals_] + list(self.elements.values())
+        if len(set(names)) != len(names):
+            raise CudaCodegenError(f"two values would share a name in the generated code: {sorted(names)} "
+                                   f"(rename a parameter)")
+        return [f"const float {name} = {value};" for name, value in locals_] + \
+            finish([self.printer.doprint(e) for e in exprs])
+
+
+def hoist_invariants(exprs: list, invariant: set, assigns: dict, prefix: str):
+    """Loop-invariant code motion for one pass over a row: the maximal pieces of ``exprs`` that depend
+    only on ``invariant`` symbols (row values) and on assign statements built from them become new
+    symbols ``prefix0, prefix1, ...``, computed once per row. A product or sum keeps its varying
+    arguments and one invariant group (``x1*(coef/s3)``: as the C printer groups loop-invariant
+    factors). Returns ``(exprs with the symbols, [(symbol, value)], assigns with the symbols)``."""
+    constant = set()
+    for symbol, value in assigns.items():  # assigns come in dependency order
+        if not value.has(sp.Indexed) and value.free_symbols <= invariant | constant:
+            constant.add(symbol)
+    known = invariant | constant
+    hoisted = {}
+
+    def is_invariant(e):
+        return not e.has(sp.Indexed) and e.free_symbols <= known
+
+    def cheap(e):
+        return e.is_Number or (e.is_Symbol and e not in constant)
+
+    def name(value):
+        if value not in hoisted:
+            hoisted[value] = sp.Symbol(f"{prefix}{len(hoisted)}", real=True)
+        return hoisted[value]
+
+    def visit(e):
+        if is_invariant(e):
+            return e if cheap(e) else name(e)
+        if isinstance(e, (sp.Add, sp.Mul)):
+            fixed = [a for a in e.args if is_invariant(a)]
+            varying = [visit(a) for a in e.args if not is_invariant(a)]
+            if len(fixed) > 1 or (fixed and not cheap(fixed[0])):
+                group = e.func(*fixed)
+                fixed = [group if cheap(group) else name(group)]
+            return e.func(*(fixed + varying))
+        return e.func(*[visit(a) for a in e.args]) if e.args else e
+
+    out = [visit(sp.sympify(e)) for e in exprs]
+    in_loop = {symbol: (value if symbol in constant else visit(value)) for symbol, value in assigns.items()}
+    return out, [(symbol, value) for value, symbol in hoisted.items()], in_loop
+
+
+def _indent(lines, depth: int = 2) -> str:
+    return "\n".join("  " * depth + line for line in lines)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _when_text(when) -> str:
+    return " and ".join(f"{k} == {v!r}" for k, v in when) or "always"
+
+
+def _comment(text: str, width: int = 200) -> str:
+    """One line of a ``//`` comment (no trailing backslash: it would continue the comment)."""
+    text = " ".join(str(text).split())
+    text = text if len(text) <= width else text[: width - 3] + "..."
+    return text.rstrip("\\")
+
+
+def _params_slots(params: list) -> dict:
+    fields = [f"  float {p.field};" for p in params] or ["  // (none)"]
+    init = [f"  prm.{p.field} = (float)values[{index}];" for index, p in enumerate(params)]
+    return dict(param_fields="\n".join(fields), param_init="\n".join(init) or "  (void)values;",
+                num_params=str(len(params)))
+
+
+def _param_values(params: list) -> dict:
+    return {p.symbol: f"prm.{p.field}" for p in params}
+
+
+def _source(loss: Loss) -> str:
+    return "\n".join("//   " + line.rstrip().rstrip("\\") for line in source_comment(loss).splitlines())
+
+
+# --- row kernels ----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _RowCase:
+    """One lowered function of a row loss or row map, printed as a ``Case`` struct."""
+
+    loss: Loss
+    low: Lowered
+    index: int
+    params: list
+
+    def __post_init__(self):
+        args = self.low.args
+        rows = [a for a in args if a.role == "rows"]
+        if not rows or len(rows) > 2:
+            raise CudaCodegenError(f"{self.low.name}: a row kernel takes one or two (R, C) inputs, got {len(rows)}")
+        classes = [a for a in args if a.role == "classes"]
+        if len(classes) > 1:
+            raise CudaCodegenError(f"{self.low.name}: one per-class vector at most, got {len(classes)}")
+        self.x = rows[0].symbol
+        self.y = rows[1].symbol if len(rows) > 1 else None
+        self.w = classes[0].symbol if classes else None
+        self.index_target = any(a.role == "index" for a in args)
+        self.assigns = _assigns(self.low)
+        self.gathers = [s for s in self.low.statements if s.op == "gather"]
+        maxima = [s for s in self.low.statements if s.op == "max"]
+        if len(maxima) > 1:
+            raise CudaCodegenError(f"{self.low.name}: one row maximum per kernel, got {len(maxima)}")
+        self.m = maxima[0].symbol if maxima else None
+        self.score = maxima[0].expr if maxima else None
+        self.sums = [s for s in self.low.statements if s.op == "sum"]
+        terms = [_inline(s.expr, self.assigns) for s in self.sums]
+        for s, term in zip(self.sums, terms):
+            if any(term.has(other.symbol) for other in self.sums):
+                raise CudaCodegenError(f"{self.low.name}: the sum of {term} needs another sum: that would "
+                                       f"take a second reduction pass")
+        self.terms = terms
+        self.kinds = [sum_kind(term, self.m) for term in terms]
+        # pass 1 (score and sums): the gathers and parameters are fixed, the running maximum is not;
+        # pass 2 (output elements): every row value is fixed
+        fixed1 = {N} | {g.symbol for g in self.gathers} | {p.symbol for p in self.params}
+        fixed2 = fixed1 | {s.symbol for s in self.sums} | ({self.m} if self.m is not None else set())
+        linear = [u for kind, u in self.kinds if kind == SUM_LINEAR]
+        pass1 = [self.score if self.score is not None else sp.S.Zero] + [s.expr for s in self.sums] + linear
+        pass1, self.hoisted1, self.assigns1 = hoist_invariants(pass1, fixed1, self.assigns, "h")
+        self.score_printed, self.sums_printed, self.u_printed = (
+            pass1[0], pass1[1:1 + len(self.sums)], pass1[1 + len(self.sums):])
+        self.outputs = {o.name: (o.expr, o.scatter) for o in self.low.outputs}
+        row_outputs = [name for name in self.outputs if name in self.low.function.per_row]
+        dense_outputs = [name for name in self.outputs if name not in self.low.function.per_row]
+        if len(row_outputs) > 1 or len(dense_outputs) != 1:
+            raise CudaCodegenError(f"{self.low.name}: a row kernel writes at most one value per row and one "
+                                   f"output row, got {row_outputs} and {dense_outputs}")
+        self.row_output = row_outputs[0] if row_outputs else None
+        self.dense_output = dense_outputs[0]
+        (self.dense_printed,), self.hoisted2, self.assigns2 = hoist_invariants(
+            [self.outputs[self.dense_output][0]], fixed2, self.assigns, "h")
+
+    # names in printed code
+    def elements(self) -> dict:
+        out = {self.x: f"{self.x.label}_a"}
+        if self.y is not None:
+            out[self.y] = f"{self.y.label}_a"
+        if self.w is not None:
+            out[self.w] = f"{self.w.label}_a"
+        return out
+
+    def row_values(self, stage: str, hoisted=()) -> dict:
+        """What a function may read: ``score`` the gathers; ``sums`` also the running shift ``m``;
+        ``row`` (loss, dense, scatter) also the final ``m`` and the sums; ``hoisted``: the pass's
+        precomputed values ``h[k]``."""
+        values = {symbol: f"h[{k}]" for k, (symbol, _) in enumerate(hoisted)}
+        values[N] = "row.n"
+        values.update({g.symbol: f"row.g[{j}]" for j, g in enumerate(self.gathers)})
+        if self.m is not None and stage == "sums":
+            values[self.m] = "m_shift"
+        if stage == "row":
+            if self.m is not None:
+                values[self.m] = "row.m"
+            values.update({s.symbol: f"row.s[{j}]" for j, s in enumerate(self.sums)})
+        values.update(_param_values(self.params))
+        return values
+
+    def lse_sum(self) -> int:
+        """The index of the sum of ``exp(score - m)`` (the row's logsumexp is ``m + log`` of it), or -1."""
+        if self.m is None:
+            return -1
+        target = sp.exp(_inline(self.score, self.assigns) - self.m)
+        return next((j for j, term in enumerate(self.terms) if sp.simplify(term - target) == 0), -1)
+
+    # printed pieces
+    def gather_lines(self) -> list:
+        sources = {self.x: "x_row", self.y: "y_row"}
+        lines = []
+        for j, g in enumerate(self.gathers):
+            base = g.expr.base
+            if base == self.w:
+                lines.append(f"g[{j}] = classes != nullptr ? to_float<T>(classes[c]) : 1.0f;  // {g.symbol}")
+            elif base in sources and base is not None:
+                lines.append(f"g[{j}] = to_float<T>({sources[base]}[c]);  // {g.symbol}")
+            else:
+                raise CudaCodegenError(f"{self.low.name}: cannot gather {g.expr}")
+        return lines or ["(void)x_row; (void)y_row; (void)classes; (void)c; (void)g;"]
+
+    def sums_lines(self) -> list:
+        if not self.sums:
+            return ["(void)row; (void)h; (void)prm; (void)s; (void)u; (void)m_shift;"]
+        linear = [j for j, (kind, _) in enumerate(self.kinds) if kind == SUM_LINEAR]
+        body = _Body(self.row_values("sums", self.hoisted1), self.elements(), self.assigns1, self.low.shapes)
+        slots = [f"s[{j}]" for j in range(len(self.sums))] + [f"u[{j}]" for j in linear]
+        return body.lines(list(self.sums_printed) + list(self.u_printed),
+                          lambda printed: [f"{slot} += {p};" for slot, p in zip(slots, printed)])
+
+    def function_lines(self, expr, stage: str, dense: bool, hoisted=(), assigns=None) -> list:
+        body = _Body(self.row_values(stage, hoisted), self.elements() if dense else {},
+                     self.assigns if assigns is None else assigns, self.low.shapes)
+        return body.lines([expr], lambda printed: [f"return {printed[0]};"])
+
+    def terms_lines(self, hoisted, stage: str) -> list:
+        """The body of ``passN_terms``: ``h[k] = value``, once per row."""
+        if not hoisted:
+            return ["(void)row; (void)prm; (void)h;"]
+        body = _Body(self.row_values(stage), {}, self.assigns, self.low.shapes)
+        return body.lines([value for _, value in hoisted],
+                          lambda printed: [f"h[{k}] = {p};  // {symbol}" for k, ((symbol, _), p)
+                                           in enumerate(zip(hoisted, printed))])
+
+    def render(self) -> str:
+        loss_expr = self.outputs[self.row_output][0] if self.row_output else sp.S.Zero
+        dense_expr, scatter_expr = self.outputs[self.dense_output]
+        names = self.elements()
+        xa = names[self.x]
+        ya = names[self.y] if self.y is not None else "unused_y"
+        wa = names[self.w] if self.w is not None else "unused_w"
+        kind = "backward (vector-Jacobian product)" if self.low.name.endswith("_backward") else "forward"
+        kinds = [k for k, _ in self.kinds]
+        kinds_cpp = " : ".join(f"j == {j} ? {k}" for j, k in enumerate(kinds)) + " : 0" if kinds else "0"
+        sums_doc = "; ".join(f"{s.symbol} = sum_a {term}" + ("" if k == SUM_PLAIN else
+                                                           " (follows m as exp(-m))" if k == SUM_EXP else
+                                                           " (linear in m)")
+                             for s, term, k in zip(self.sums, self.terms, kinds)) or "(none)"
+        return template("rows_case.tmpl.cu").substitute(
+            when=f"{self.index} ({kind}, {_when_text(self.low.function.when)}): {self.low.name}",
+            max_doc=_comment(f"{self.m} = max_a {_inline(self.score, self.assigns)}") if self.m is not None else "(none)",
+            sums_doc=_comment(sums_doc),
+            loss_doc=(_comment(f"{self.row_output} = {_inline(loss_expr, self.assigns)}") if self.row_output
+                      else "(none)"),
+            dense_doc=_comment(f"{self.dense_output}[a] = {_inline(dense_expr, self.assigns)}"),
+            scatter_doc=(f"\n//   at the target class: {self.dense_output}[c] += "
+                         f"{_comment(_inline(scatter_expr, self.assigns))}" if scatter_expr is not None else ""),
+            struct_name=f"Case{self.index}",
+            index_target=_bool(self.index_target), second_row=_bool(self.y is not None),
+            has_max=_bool(self.m is not None), num_sums=str(len(self.sums)), lse_sum=str(self.lse_sum()),
+            has_scatter=_bool(scatter_expr is not None),
+            sum_kinds=kinds_cpp, xa=xa, ya=ya, wa=wa, m="m_shift",
+            gather_body=_indent(self.gather_lines(), 2),
+            num_hoisted1=str(len(self.hoisted1)), num_hoisted2=str(len(self.hoisted2)),
+            pass1_body=_indent(self.terms_lines(self.hoisted1, "score"), 2),
+            pass2_body=_indent(self.terms_lines(self.hoisted2, "row"), 2),
+            score_body=_indent(self.function_lines(self.score_printed, "score", dense=True, hoisted=self.hoisted1,
+                                                   assigns=self.assigns1), 2),
+            sums_body=_indent(self.sums_lines(), 2),
+            loss_body=_indent(self.function_lines(loss_expr, "row", dense=False), 2),
+            dense_body=_indent(self.function_lines(self.dense_printed, "row", dense=True, hoisted=self.hoisted2,
+                                                   assigns=self.assigns2), 2),
+            scatter_body=_indent(self.function_lines(scatter_expr if scatter_expr is not None else sp.S.Zero,
+                                                     "row", dense=False), 2),
+        )
+
+
+# --- elementwise kernels ----------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _ElementwiseCase:
+    loss: Loss
+    low: Lowered
+    index: int
+    params: list
+    inputs: list  # the element argument symbols, in kernel order
+
+    def render(self) -> str:
+        assigns = _assigns(self.low)
+        outputs = {o.name: o.expr for o in self.low.outputs}
+        if set(outputs) != {"loss", "grad"}:
+            raise CudaCodegenError(f"{self.low.name}: an elementwise kernel writes loss and grad, got {sorted(outputs)}")
+        values = {symbol: f"v[{j}]" for j, symbol in enumerate(self.inputs)}
+        values.update(_param_values(self.params))
+
+        def body(expr):
+            return _indent(_Body(values, {}, assigns).lines([expr], lambda printed: [f"return {printed[0]};"]), 2)
+
+        return template("elementwise_case.tmpl.cu").substitute(
+            when=f"{self.index} ({_when_text(self.low.function.when)}): {self.low.name}",
+            loss_doc=_comment(_inline(outputs["loss"], assigns)), grad_doc=_comment(_inline(outputs["grad"], assigns)),
+            struct_name=f"Case{self.index}", loss_body=body(outputs["loss"]), grad_body=body(outputs["grad"]))
+
+
+# --- the target -------------------------------------------------------------------------------
+
+class CudaTarget(Target):
+    """CUDA C++ for sm_90 (H100): row kernels on thread-block clusters, elementwise kernels."""
+
+    name = "cuda"
+    extension = ".cu"
+    optims = OPTIMS_CUDA
+    printer = staticmethod(cuda_printer)
+    templates = {"row": "rows.tmpl.cu", "map": "rows.tmpl.cu", "elementwise": "elementwise.tmpl.cu"}
+    headers = ("<cuda_runtime.h>", "<cuda_fp16.h>", "<cuda_bf16.h>", "<cuda_pipeline.h>", "<cooperative_groups.h>")
+
+
+    def api(self, loss: Loss) -> str:
+        which = "elementwise_api.tmpl.h" if loss.kind == "elementwise" else "rows_api.tmpl.h"
+        return template(which).substitute(name=loss.name).rstrip()
+
+    def binding(self, loss: Loss) -> str:
+        """The pybind11 module source the loader compiles next to the ``.cu`` file."""
+        which = "elementwise_binding.tmpl.cpp" if loss.kind == "elementwise" else "rows_binding.tmpl.cpp"
+        return template(which).substitute(name=loss.name, api=self.api(loss))
+
+    def render(self, loss: Loss, lowered: list) -> dict:
+        if loss.kind not in self.templates:
+            raise CudaCodegenError(f"{loss.name}: no CUDA template for kind {loss.kind!r}")
+        params = kernel_params(loss)
+        common = (TEMPLATES / "common.tmpl.cuh").read_text().rstrip()
+        title = f"{loss.name} for CUDA (generated): {loss.doc}" if loss.doc else f"{loss.name} for CUDA (generated)"
+        slots = dict(title=_comment(title, 100), command=REGENERATE, source=_source(loss), api=self.api(loss),
+                     name=loss.name, common=common, **_params_slots(params))
+        if loss.kind == "elementwise":
+            inputs = [a.symbol for a in loss.args if a.role == "elements"]
+            if not 1 <= len(inputs) <= MAX_ELEMENT_INPUTS:
+                raise CudaCodegenError(f"{loss.name}: 1 to {MAX_ELEMENT_INPUTS} element inputs, got {len(inputs)}")
+            cases = [_ElementwiseCase(loss, low, index, params, inputs) for index, low in enumerate(lowered)]
+            text = template(self.templates["elementwise"]).substitute(
+                num_inputs=str(len(inputs)), input_names=", ".join(str(s) for s in inputs),
+                cases="\n".join(c.render() for c in cases),
+                case_list=", ".join(f"Case{c.index}" for c in cases), **slots)
+        else:
+            cases = [_RowCase(loss, low, index, params) for index, low in enumerate(lowered)]
+            text = template(self.templates[loss.kind]).substitute(
+                max_gathers=str(max([len(c.gathers) for c in cases] + [1])),
+                max_sums=str(max([len(c.sums) for c in cases] + [1])),
+                cases="\n".join(c.render() for c in cases),
+                case_list=", ".join(f"Case{c.index}" for c in cases), **slots)
+        return {f"{loss.name}.cu": text.rstrip() + "\n"}

@@ -1,0 +1,485 @@
+"""The CUDA target without a GPU: drift of codegen/cuda/, the printer, and the printed math.
+
+The printed math is checked for real: the ``Case`` structs of each generated ``.cu`` file (the
+exact text the kernels inline) are compiled for the host with a small harness that plays the
+template's part (one row at a time: gathers, logsumexp, sums, loss, output elements), and the
+results are compared with PyTorch's float64 autograd. What stays untested here is the template's
+data movement (loads, reductions, clusters): that needs a GPU (tests/test_cuda_gpu.py).
+"""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import sympy as sp
+import torch
+import torch.nn.functional as F
+
+from symxent.codegen.cuda import CUDA_LOSSES, generate_cuda, user_loss_examples, write_cuda
+from symxent.codegen.cuda.printer import cuda_printer
+from symxent.codegen.cuda.target import SUM_EXP, SUM_LINEAR, SUM_PLAIN, CudaCodegenError, sum_kind
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- drift and printing ---------------------------------------------------------------------------
+
+def test_checked_in_cuda_sources_match_the_generator():
+    """codegen/cuda/*.cu are what the generator writes now (regenerate: python -m symxent.codegen.cuda)."""
+    assert write_cuda(ROOT / "codegen", check=True) == []
+
+
+def test_printer_uses_fast_exp_and_multiplies_small_powers():
+    x, lse = sp.symbols("x lse", real=True)
+    p = cuda_printer({})
+    assert p.doprint(sp.exp(x - lse)) == "__expf(-lse + x)"
+    assert p.doprint(x**2) == "x*x"
+    assert p.doprint(1 / x**3) == "1.0F/(x*x*x)"
+    assert p.doprint(x ** sp.Symbol("g")) == "powf(x, g)"
+    assert p.doprint(sp.log(x)) == "logf(x)"
+
+
+def test_printer_reads_row_elements_as_locals_and_refuses_the_rest():
+    z, w = sp.IndexedBase("z", real=True), sp.IndexedBase("w", real=True)
+    a = sp.Symbol("a", integer=True)
+    p = cuda_printer({z: "z_a"})
+    assert p.doprint(z[a] * 2) == "2*z_a"
+    with pytest.raises(ValueError, match="no element local"):
+        p.doprint(w[a])
+    with pytest.raises(Exception, match="KroneckerDelta"):
+        p.doprint(sp.KroneckerDelta(a, sp.Symbol("c", integer=True)))
+
+
+def test_sums_are_classified_by_how_they_follow_the_row_maximum():
+    """exp(z - m) is rescaled, w*(z - m) shifted by sum(w), w unchanged; anything else is refused."""
+    z, w, m = sp.symbols("z w m", real=True)
+    assert sum_kind(w, m) == (SUM_PLAIN, None)
+    assert sum_kind(w * sp.exp(z - m), m) == (SUM_EXP, None)
+    assert sum_kind(w * (z - m), m) == (SUM_LINEAR, w)
+    with pytest.raises(CudaCodegenError, match="one-pass merge"):
+        sum_kind(sp.exp(z - m) * (z - m), m)
+
+
+def test_softmax_entropy_sums_follow_the_maximum_as_exponentials():
+    """The entropy of the softmax is lowered to sum(exp(z - m)) and sum(exp(z - m)*z): both rescale with
+    the running maximum, so it runs in the one-pass row template."""
+    from symxent.codegen import Loss
+    from symxent.definitions import softmax, vector
+    from symxent.definitions.symbols import i, n
+    z = vector("z")
+    entropy_of_softmax = -sp.Sum(softmax(z, i) * sp.log(softmax(z, i)), (i, 0, n - 1))
+    text = generate_cuda(Loss.from_expr(entropy_of_softmax, name="softmax_entropy"))
+    assert text.count("(follows m as exp(-m))") == 2
+    assert "sum_kind(int j) { return j == 0 ? 1 : j == 1 ? 1 : 0; }" in text
+
+
+# --- the printed math, compiled for the host ----------------------------------------------------
+
+PRELUDE = r"""
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+#define __device__
+#define __forceinline__ inline
+#include <algorithm>
+static inline float sx_host_expf(float x) { return std::exp(x); }
+#define __expf sx_host_expf
+template <typename T> inline float to_float(T v) { return (float)v; }
+"""
+
+ROW_RUNNER = r"""
+// The template's part for one row on the host, with the template's own online statistics
+// (Partial, rebase, merge, accumulate, extracted from the .cu): the row's packs of 4 are dealt to
+// `threads` workers in the order given (each keeps a running maximum and moves its sums along as it
+// grows), then the workers' partials are merged, as the CTAs of a cluster are.
+template <typename Case>
+void run_row(long long cols, long long c, const std::vector<float>& z, const std::vector<float>& y,
+             const std::vector<float>& w, bool has_w, const Params& prm, int threads) {
+  constexpr int NS = Case::kSums > 0 ? Case::kSums : 1;
+  Row row{};
+  row.n = (float)cols;
+  const float* wp = has_w ? w.data() : nullptr;
+  if (Case::kIndexTarget && c >= 0) Case::template gather<float>(z.data(), y.data(), wp, c, row.g);
+  std::vector<Partial<NS>> parts(threads, empty_partial<NS>());
+  float h1[Case::kHoisted1 > 0 ? Case::kHoisted1 : 1];
+  Case::pass1_terms(row, prm, h1);
+  const long long packs = cols / 4;
+  for (long long p = 0; p < packs; ++p) {
+    float xs[4], ys[4], ws[4];
+    for (int i = 0; i < 4; ++i) {
+      xs[i] = z[4 * p + i]; ys[i] = y[4 * p + i]; ws[i] = has_w ? w[4 * p + i] : 1.0f;
+    }
+    accumulate<Case>(parts[p % threads], xs, ys, ws, row, h1, prm);
+  }
+  for (long long a = 4 * packs; a < cols; ++a) {
+    float xs[1] = {z[a]}, ys[1] = {y[a]}, ws[1] = {has_w ? w[a] : 1.0f};
+    accumulate<Case>(parts[a % threads], xs, ys, ws, row, h1, prm);
+  }
+  Partial<NS> total = parts[0];
+  for (int t = 1; t < threads; ++t) merge<Case>(total, parts[t]);
+  row.m = shift_of(total.m);
+  for (int j = 0; j < kMaxSums; ++j) row.s[j] = j < Case::kSums ? total.s[j] : 0.0f;
+  row.lse = Case::kLseSum >= 0 ? row.m + std::log(row.s[Case::kLseSum >= 0 ? Case::kLseSum : 0]) : 0.0f;
+  std::printf("%.9g %.9g\n", Case::loss(row, prm), row.lse);
+  float h2[Case::kHoisted2 > 0 ? Case::kHoisted2 : 1];
+  Case::pass2_terms(row, prm, h2);
+  for (long long a = 0; a < cols; ++a) {
+    float g = Case::dense(z[a], y[a], has_w ? w[a] : 1.0f, row, h2, prm);
+    if (Case::kScatter && a == c) g += Case::scatter(row, prm);
+    std::printf("%.9g\n", g);
+  }
+}
+"""
+
+ELEMENT_RUNNER = r"""
+template <typename Case>
+void run_elements(long long count, const std::vector<std::vector<float>>& inputs, const Params& prm) {
+  for (long long i = 0; i < count; ++i) {
+    float v[kInputs];
+    for (int j = 0; j < kInputs; ++j) v[j] = inputs[j][i];
+    std::printf("%.9g %.9g\n", Case::loss(v, prm), Case::grad(v, prm));
+  }
+}
+"""
+
+
+def _between(text, start, end):
+    i = text.index(start)
+    return text[i:text.index(end, i)]
+
+
+def _extract(source: str, kind: str) -> str:
+    """The printed pieces of a generated .cu: sizes, Params, Row, the Case structs."""
+    parts = []
+    if kind == "elementwise":
+        parts.append(re.search(r"constexpr int kInputs = \d+;", source).group(0))
+    else:
+        parts.append(re.search(r"constexpr int kMaxGathers = \d+;", source).group(0))
+        parts.append(re.search(r"constexpr int kMaxSums = \d+;", source).group(0))
+    parts.append(_between(source, "struct Params {", "\n};") + "\n};")
+    if kind != "elementwise":
+        parts.append(_between(source, "struct Row {", "\n};") + "\n};")
+    parts.append(_between(source, "// --- the printed math", "using Cases ="))
+    if kind != "elementwise":  # the template's online statistics, without the warp shuffles
+        parts.append(_between(source, "template <int NS> struct Partial {", "template <typename Case, int NS> "
+                                                                           "__device__ __forceinline__ void warp_merge"))
+        parts.append(_between(source, "// add N values of the row", "// column of the k-th scalar"))
+    parts.append(ROW_RUNNER if kind != "elementwise" else ELEMENT_RUNNER)
+    return "\n".join(parts)
+
+
+def _kernels():
+    out = {name: loss for name, loss in CUDA_LOSSES.items()}
+    out.update(user_loss_examples())
+    return out
+
+
+MAIN = r"""
+int main(int argc, char** argv) {
+  // stdin: kernel case count params... then the arrays (see the Python side)
+  char name[64];
+  int which, nparams, threads;
+  long long count, c;
+  if (std::scanf("%63s %d %lld %lld %d %d", name, &which, &count, &c, &threads, &nparams) != 6) return 2;
+  std::vector<double> params(nparams);
+  for (auto& p : params) if (std::scanf("%lf", &p) != 1) return 2;
+  int arrays;
+  if (std::scanf("%d", &arrays) != 1) return 2;
+  std::vector<std::vector<float>> data(arrays, std::vector<float>(count));
+  std::vector<int> present(arrays);
+  for (int k = 0; k < arrays; ++k) {
+    if (std::scanf("%d", &present[k]) != 1) return 2;
+    if (present[k]) for (auto& v : data[k]) if (std::scanf("%f", &v) != 1) return 2;
+  }
+${dispatch}
+  return 3;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    """One host program holding the printed math of every kernel (each in its namespace)."""
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no host C++ compiler")
+    kernels = _kernels()
+    blocks, dispatch = [PRELUDE], []
+    for name, loss in kernels.items():
+        source = generate_cuda(loss) if name not in CUDA_LOSSES else (ROOT / "codegen" / "cuda" / f"{name}.cu").read_text()
+        kind = "elementwise" if loss.kind == "elementwise" else "rows"
+        blocks.append(f"namespace k_{name} {{\n{_extract(source, kind)}\n}}")
+        cases = int(re.search(r"using Cases = std::tuple<([^>]*)>", source).group(1).count("Case"))
+        for index in range(cases):
+            fill = f"k_{name}::Params prm{{}};\n"
+            set_params = "".join(f"    prm.{field} = (float)params[{j}];\n"
+                                 for j, field in enumerate(_param_fields(source)))
+            call = (f"k_{name}::run_elements<k_{name}::Case{index}>(count, data, prm);" if kind == "elementwise" else
+                    f"k_{name}::run_row<k_{name}::Case{index}>(count, c, data[0], data[1], data[2], present[2], "
+                    f"prm, threads);")
+            dispatch.append(f'  if (!std::strcmp(name, "{name}") && which == {index}) {{\n    {fill}{set_params}'
+                            f"    {call}\n    return 0;\n  }}")
+    blocks.append(MAIN.replace("${dispatch}", "\n".join(dispatch)))
+    folder = tmp_path_factory.mktemp("printed_math")
+    (folder / "harness.cpp").write_text("\n".join(blocks))
+    result = subprocess.run([compiler, "-std=c++17", "-O1", str(folder / "harness.cpp"), "-o", str(folder / "harness")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-6000:]
+    return folder / "harness"
+
+
+def _param_fields(source):
+    body = _between(source, "struct Params {", "\n};")
+    return re.findall(r"float (\w+);", body)
+
+
+def run_row(harness, name, case, z, target=-1, y=None, w=None, params=(), threads=3):
+    """(loss, lse, output row) of the printed row math with the template's online statistics, as the
+    host harness computes them (``threads`` workers, each seeing every ``threads``-th pack)."""
+    cols = len(z)
+    arrays = [z, y if y is not None else [0.0] * cols, w]
+    lines = [f"{name} {case} {cols} {target} {threads} {len(params)}", " ".join(repr(float(p)) for p in params), "3"]
+    for values in arrays:
+        lines.append("0" if values is None else "1 " + " ".join(repr(float(v)) for v in values))
+    out = subprocess.run([str(harness)], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
+    first, *rest = out.split("\n")
+    loss, lse = map(float, first.split())
+    return loss, lse, torch.tensor([float(v) for v in rest if v.strip()], dtype=torch.float64)
+
+
+def run_elements(harness, name, case, inputs, params=()):
+    count = len(inputs[0])
+    lines = [f"{name} {case} {count} -1 1 {len(params)}", " ".join(repr(float(p)) for p in params), str(len(inputs))]
+    lines += ["1 " + " ".join(repr(float(v)) for v in values) for values in inputs]
+    out = subprocess.run([str(harness)], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
+    pairs = [tuple(map(float, line.split())) for line in out.strip().split("\n")]
+    return torch.tensor([p[0] for p in pairs], dtype=torch.float64), torch.tensor([p[1] for p in pairs], dtype=torch.float64)
+
+
+def _fp32(values):
+    """Values exactly representable in fp32 (the harness reads fp32): the reference sees the same inputs."""
+    return values.float().double()
+
+
+def _row(seed, cols=11, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return _fp32(torch.randn(cols, generator=g, dtype=torch.float64) * scale)
+
+
+def _close(actual, expected, rtol=2e-5, atol=2e-6):
+    torch.testing.assert_close(torch.as_tensor(actual, dtype=torch.float64), expected.detach().to(torch.float64),
+                               rtol=rtol, atol=atol)
+
+
+CE_OPTIONS = [(0.0, 0.0, False), (0.0, 0.0, True), (0.1, 0.0, True), (0.0, 1e-2, False), (0.2, 1e-2, True)]
+
+
+@pytest.mark.parametrize("eps,zs,weighted", CE_OPTIONS, ids=["plain", "weight", "smoothing+weight", "z_loss",
+                                                            "all_options"])
+def test_printed_cross_entropy_matches_torch(harness, eps, zs, weighted):
+    """loss and gradient of one row, every option: PyTorch's cross_entropy plus lse_square_scale*lse^2."""
+    z = _row(1).requires_grad_()
+    w = torch.rand(11, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 0.5 if weighted else None
+    c = 4
+    case = 0 if eps == 0 and zs == 0 else 1
+    loss, lse, grad = run_row(harness, "cross_entropy", case, z.tolist(), c, w=None if w is None else w.tolist(),
+                              params=(eps, zs))
+    expected = F.cross_entropy(z[None], torch.tensor([c]), weight=w, label_smoothing=eps, reduction="sum")
+    expected = expected + zs * torch.logsumexp(z, 0) ** 2
+    expected.backward()
+    _close(loss, expected)
+    _close(lse, torch.logsumexp(z, 0).detach())
+    _close(grad, z.grad)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+@pytest.mark.parametrize("offset", [0.0, 1e4], ids=["moderate", "huge_logits"])
+def test_online_statistics_follow_a_growing_maximum(harness, threads, offset):
+    """Ascending logits raise the running maximum at every pack: the exp sum is rescaled and the
+    shifted sum(w*(z - m)) moved along each time; logits near 1e4 (smoothing's cancellation) stay
+    accurate to fp32 (the shifted sums of the C target)."""
+    z = _fp32(torch.sort(_row(19, cols=203))[0] + offset).requires_grad_()
+    w = _fp32(torch.rand(203, dtype=torch.float64, generator=torch.Generator().manual_seed(20)) + 0.5)
+    c, eps, zs = 150, 0.2, 1e-3 if offset == 0 else 0.0
+    loss, lse, grad = run_row(harness, "cross_entropy", 1, z.tolist(), c, w=w.tolist(), params=(eps, zs),
+                              threads=threads)
+    expected = F.cross_entropy(z[None], torch.tensor([c]), weight=w, label_smoothing=eps, reduction="sum")
+    expected = expected + zs * torch.logsumexp(z, 0) ** 2
+    expected.backward()
+    _close(loss, expected.detach(), rtol=2e-5, atol=1e-6)
+    _close(lse, torch.logsumexp(z, 0).detach(), rtol=1e-7, atol=0)
+    _close(grad, z.grad)
+
+
+@pytest.mark.parametrize("eps,zs", [(0.0, 0.0), (0.15, 0.0), (0.0, 1e-2)])
+def test_printed_cross_entropy_with_probability_targets_matches_torch(harness, eps, zs):
+    z = _row(3).requires_grad_()
+    y = torch.softmax(_row(4), 0)
+    w = torch.rand(11, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) + 0.5
+    case = 0 if eps == 0 and zs == 0 else 1
+    loss, _, grad = run_row(harness, "cross_entropy_prob", case, z.tolist(), -1, y=y.tolist(), w=w.tolist(),
+                            params=(eps, zs))
+    expected = F.cross_entropy(z[None], y[None], weight=w, label_smoothing=eps, reduction="sum")
+    expected = expected + zs * torch.logsumexp(z, 0) ** 2
+    expected.backward()
+    _close(loss, expected)
+    _close(grad, z.grad)
+
+
+def test_printed_nll_matches_torch(harness):
+    logp = torch.log_softmax(_row(6), 0).requires_grad_()
+    w = torch.rand(11, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) + 0.5
+    loss, _, grad = run_row(harness, "nll", 0, logp.tolist(), 9, w=w.tolist())
+    expected = F.nll_loss(logp[None], torch.tensor([9]), weight=w, reduction="sum")
+    expected.backward()
+    _close(loss, expected)
+    _close(grad, logp.grad)
+
+
+@pytest.mark.parametrize("name,fn", [("softmax", torch.softmax), ("log_softmax", torch.log_softmax)])
+def test_printed_row_maps_and_their_backward_match_torch(harness, name, fn):
+    z = _row(8).requires_grad_()
+    out = fn(z, 0)
+    _, _, printed = run_row(harness, name, 0, z.tolist())
+    _close(printed, out)
+    go = _row(9)
+    out.backward(go)
+    _, _, printed_grad = run_row(harness, name, 1, out.detach().tolist(), y=go.tolist())
+    _close(printed_grad, z.grad)
+
+
+def test_printed_focal_loss_matches_its_definition(harness):
+    z, c, gamma = _row(10).requires_grad_(), 2, 2.0
+    loss, _, grad = run_row(harness, "focal", 0, z.tolist(), c, params=(gamma,))
+    logp = torch.log_softmax(z, 0)[c]
+    expected = -(1 - logp.exp()) ** gamma * logp
+    expected.backward()
+    _close(loss, expected)
+    _close(grad, z.grad)
+
+
+def test_printed_softcapped_cross_entropy_matches_its_definition(harness):
+    z, c, cap = (_row(11, scale=20.0)).requires_grad_(), 7, 15.0
+    loss, lse, grad = run_row(harness, "softcap", 0, z.tolist(), c, params=(cap,))
+    capped = cap * torch.tanh(z / cap)
+    expected = F.cross_entropy(capped[None], torch.tensor([c]), reduction="sum")
+    expected.backward()
+    _close(loss, expected)
+    _close(lse, torch.logsumexp(capped, 0).detach())
+    _close(grad, z.grad)
+
+
+def test_printed_user_z_loss_matches_its_definition(harness):
+    z, c, zs = _row(18).requires_grad_(), 3, 1e-2
+    loss, _, grad = run_row(harness, "z_loss", 0, z.tolist(), c, params=(zs,))
+    expected = F.cross_entropy(z[None], torch.tensor([c]), reduction="sum") + zs * torch.logsumexp(z, 0) ** 2
+    expected.backward()
+    _close(loss, expected)
+    _close(grad, z.grad)
+
+
+@pytest.mark.parametrize("x_scale", [3.0, 800.0], ids=["moderate", "extreme"])
+def test_printed_bce_with_logits_matches_torch(harness, x_scale):
+    """Stable at |x| = 800 (the printed log_sigmoid is the proved stable form)."""
+    x = _row(12, cols=9, scale=x_scale).requires_grad_()
+    t = torch.rand(9, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    pw = torch.rand(9, dtype=torch.float64, generator=torch.Generator().manual_seed(14)) * 3
+    w = torch.rand(9, dtype=torch.float64, generator=torch.Generator().manual_seed(15))
+    loss, grad = run_elements(harness, "bce_with_logits", 0, [x.tolist(), t.tolist(), pw.tolist(), w.tolist()])
+    expected = F.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw, reduction="none")
+    expected.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    _close(loss, expected, rtol=2e-5, atol=1e-4 if x_scale > 100 else 2e-6)
+    _close(grad, x.grad)
+
+
+def test_printed_bce_matches_torch_with_clamped_logs_and_tiny_probabilities(harness):
+    """Logs clamped at -100 at p = 0 and 1; p = 1e-30 with t = 0 keeps its loss 1e-30 (log1p)."""
+    p = torch.tensor([0.0, 1e-40, 1e-30, 0.3, 0.5, 0.9, 1.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 1.0, 0.0, 0.2, 1.0, 0.0, 1.0], dtype=torch.float64)
+    w = torch.full_like(p, 0.7)
+    loss, _ = run_elements(harness, "bce", 0, [p.tolist(), t.tolist(), w.tolist()])
+    expected = F.binary_cross_entropy(p, t, weight=w, reduction="none")
+    _close(loss, expected, rtol=2e-5, atol=1e-4)
+    assert loss[2] == pytest.approx(float(expected[2]), rel=1e-5)
+
+
+@pytest.mark.parametrize("log_target", [True, False])
+def test_printed_kl_div_matches_torch(harness, log_target):
+    x = torch.log_softmax(_row(16, cols=7), 0).requires_grad_()
+    t = torch.softmax(_row(17, cols=7), 0)
+    t = t.log() if log_target else torch.cat([t[:-1], torch.zeros(1, dtype=torch.float64)])
+    case = 0 if log_target else 1  # the cases of kl_div: log_target True, then False
+    loss, grad = run_elements(harness, "kl_div", case, [x.tolist(), t.tolist()])
+    expected = F.kl_div(x, t, reduction="none", log_target=log_target)
+    expected.sum().backward()
+    _close(loss, expected)
+    _close(grad, x.grad)
+
+
+def test_true_class_gradient_is_one_fp32_expression():
+    """At the target class the kernel adds the printed scatter (-w_c) to the printed dense value
+    (w_c p_c) in fp32 and rounds once: p - 1 is never formed in bf16."""
+    text = (ROOT / "codegen" / "cuda" / "cross_entropy.cu").read_text()
+    plain = _between(text, "struct Case0 {", "\n};")
+    assert "h[0] = w_c/s3;" in plain and "return h0*x0;" in plain and "return -w_c;" in plain
+    assert "if (Case::kScatter && col + i == c) value += at_target;" in text
+    assert "o[i] = skip ? 0.0f : scale * value;" in text
+
+
+# --- the loader's bookkeeping (no GPU needed) -----------------------------------------------------
+
+def _kernel(kind_class, loss):
+    return kind_class(loss, module=None)
+
+
+def test_loader_picks_the_plain_case_only_without_smoothing_and_z_loss():
+    """cross_entropy's case 0 (plain) holds when label_smoothing == 0 and lse_square_scale == 0."""
+    from symxent.codegen.cuda.loader import RowKernel
+    kernel = _kernel(RowKernel, CUDA_LOSSES["cross_entropy"])
+    assert [p.field for p in kernel.params] == ["label_smoothing", "lse_square_scale"]
+    for options, case in [({}, 0), ({"label_smoothing": 0.0}, 0), ({"label_smoothing": 0.1}, 1),
+                          ({"lse_square_scale": 1e-4}, 1)]:
+        values, by_name = kernel.param_values(options)
+        assert kernel.case_index(by_name) == case, options
+    assert kernel.param_values({"label_smoothing": 0.25})[0] == [0.25, 0.0]
+    with pytest.raises(TypeError, match="unknown option"):
+        kernel.param_values({"smoothing": 0.1})
+
+
+def test_loader_requires_user_loss_parameters_and_selects_flag_cases():
+    from symxent.codegen.cuda.loader import ElementwiseKernel, MapKernel, RowKernel
+    focal = _kernel(RowKernel, user_loss_examples()["focal"])
+    with pytest.raises(TypeError, match="'gamma' is required"):
+        focal.param_values({})
+    assert focal.param_values({"gamma": 2})[0] == [2.0]
+    kl = _kernel(ElementwiseKernel, CUDA_LOSSES["kl_div"])
+    assert kl.inputs == ("input", "target")
+    assert kl.case_index(kl.param_values({"log_target": True})[1]) == 0
+    assert kl.case_index(kl.param_values({"log_target": False})[1]) == 1
+    softmax = _kernel(MapKernel, CUDA_LOSSES["softmax"])
+    assert softmax.case_index({}, backward=False) == 0 and softmax.case_index({}, backward=True) == 1
+
+
+def test_without_a_usable_gpu_loading_says_why():
+    from symxent.codegen.cuda import load_cuda_kernel, unavailable_reason
+    reason = unavailable_reason()
+    if reason is None:
+        pytest.skip("a usable GPU is present")
+    with pytest.raises(RuntimeError, match="unavailable: " + re.escape(reason)):
+        load_cuda_kernel("cross_entropy")
+    with pytest.raises(KeyError, match="unknown CUDA kernel"):
+        load_cuda_kernel("no_such_loss")
+
+
+def test_a_parameter_named_like_a_kernel_value_is_refused():
+    """A user parameter called ``row`` would clash with the kernels' own names: a clear error instead."""
+    from symxent.codegen import Loss
+    from symxent.definitions import log_softmax, vector
+    from symxent.definitions.symbols import c
+    row = sp.Symbol("row", positive=True)
+    with pytest.raises(CudaCodegenError, match="taken by the CUDA kernels"):
+        generate_cuda(Loss.from_expr(-row * log_softmax(vector("z"), c), name="scaled"))
