@@ -185,9 +185,11 @@ def cmd_codegen(args) -> int:
     """Print or write generated code; ``--all --check`` fails on drift of the checked-in codegen/."""
     from . import codegen
 
+    from .codegen import cuda
+
     if args.all:
         root = Path(args.output) if args.output else _codegen_root()
-        paths = codegen.write_all(root, check=args.check)
+        paths = codegen.write_all(root, check=args.check) + cuda.write_cuda(root, check=args.check)
         if args.check:
             for path in paths:
                 print(f"drift: {path} differs from what the generator produces now")
@@ -196,17 +198,21 @@ def cmd_codegen(args) -> int:
             return 1 if paths else 0
         print(f"wrote {len(paths)} file(s) under {root}" if paths else f"nothing to write: {root} is up to date")
         return 0
+    known = cuda.CUDA_LOSSES if args.target == "cuda" else codegen.LOSSES
     if args.name is None:
-        print("losses: " + ", ".join(sorted(codegen.LOSSES)))
+        print("losses: " + ", ".join(sorted(known)))
         return 0
-    if args.name not in codegen.LOSSES:
-        raise UserError(f"unknown loss {args.name!r}; known: {', '.join(sorted(codegen.LOSSES))}")
+    if args.name not in known:
+        raise UserError(f"unknown loss {args.name!r} for target {args.target}; known: {', '.join(sorted(known))}")
+    files = cuda.cuda_files(args.name) if args.target == "cuda" else codegen.generate_files(args.name, args.target)
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        for filename, text in codegen.generate_files(args.name, args.target).items():
+        for filename, text in files.items():
             (out / filename).write_text(text)
             print(f"wrote {out / filename}")
+    elif args.target == "cuda":
+        print(cuda.generate_cuda(args.name))
     else:
         print(codegen.generate(args.name, args.target))
     return 0

@@ -19,6 +19,7 @@ CHECK_MODULES = (
     "symxent.derive",
     "symxent.prove.identities",
     "symxent.codegen",
+    "symxent.codegen.cuda.checks",
     "symxent.distributed.checks",
 )
 
