@@ -228,6 +228,30 @@ def test_log_sigmoid_stable_does_not_fire_on_softplus():
     assert rewrites.RULES["log_sigmoid_stable"](softplus(x)) == softplus(x)
 
 
+# --- delta_sum -------------------------------------------------------------------------------
+
+@exercises("delta_sum")
+def test_delta_sum_gathers_the_term_at_a_class_of_the_row_and_is_zero_elsewhere():
+    """Sum(delta(i, t)*(z[i] - a)) -> z[t] - a where 0 <= t <= n - 1, else 0 (t = -1: a shard without the target)."""
+    t = sp.Symbol("t", integer=True)
+    before = sp.Sum(sp.KroneckerDelta(i, t) * (z[i] - a), (i, 0, n - 1))
+    after = rewrites.RULES["delta_sum"](before)
+    assert not after.has(sp.Sum) and after.has(sp.Piecewise)
+    values = [0.5, -1.0, 2.0]
+    for target in (-1, 0, 2, 3):
+        written_out = sum(((values[m] - 0.5) if m == target else 0.0) for m in range(3))  # n = 3, a = 0.5
+        got = after.subs({n: 3, t: target, a: sp.Float("0.5", 30)})
+        got = got.xreplace({z.base[m]: sp.Float(v, 30) for m, v in enumerate(values)})
+        assert abs(float(got) - written_out) < 1e-25, target
+
+
+@exercises("delta_sum")
+def test_delta_sum_does_not_fire_on_a_delta_free_of_the_sum_index():
+    """Sum(delta(k, c)*z[i]) and Sum(z[i]) sift nothing."""
+    for expr in (sp.Sum(sp.KroneckerDelta(k, c) * z[i], (i, 0, n - 1)), sp.Sum(z[i], (i, 0, n - 1))):
+        assert rewrites.RULES["delta_sum"](expr) == expr
+
+
 # --- the proof gate --------------------------------------------------------------------------
 
 def test_rule_refuses_to_apply_when_its_identity_is_not_proved(monkeypatch):

@@ -136,11 +136,14 @@ class CKernel:
     range). ``args``: (name, role) in call order (roles as in ``symxent.codegen.loss.ROLES``);
     ``outputs``: (name, layout, optional) with layout ``row`` (R,), ``dense`` (R, C) or
     ``elements``; ``params``: the parameter names a ``params`` dict must hold, in C order.
+    The call ends with a bool that switches the optional outputs on when ``wants_grad`` (``want_grad``)
+    or ``switch`` (its name, e.g. ``want_smoothing``) is given.
     """
 
-    def __init__(self, source, symbol, kind, args, outputs, params=(), wants_grad=False):
+    def __init__(self, source, symbol, kind, args, outputs, params=(), wants_grad=False, switch=None):
         self.source, self.symbol, self.kind = Path(source), symbol, kind
-        self.args, self.outputs, self.params, self.wants_grad = tuple(args), tuple(outputs), tuple(params), wants_grad
+        self.args, self.outputs, self.params = tuple(args), tuple(outputs), tuple(params)
+        self.wants_grad = bool(wants_grad or switch)
 
     def _function(self, dtype):
         source = self.source if isinstance(self.source, Path) else Path(self.source)
@@ -169,7 +172,7 @@ class CKernel:
                 scalars += [float(value[p]) for p in self.params]
             elif role == "scalar":
                 scalars.append(float(value))
-            elif role == "index":
+            elif role in ("index", "local_index"):
                 arrays.append((role, numpy.ascontiguousarray(value, dtype=numpy.int64)))
             else:
                 array = numpy.ascontiguousarray(value, dtype=dtype)
@@ -191,10 +194,13 @@ class CKernel:
             for role, array in arrays:
                 if role == "classes" and array.shape != (n,):
                     raise ValueError(f"expected a class vector of shape ({n},), got {array.shape}")
-                if role == "index":
+                if role == "row" and array.shape != (rows,):
+                    raise ValueError(f"expected one value per row, shape ({rows},), got {array.shape}")
+                if role in ("index", "local_index"):
                     if array.shape != (rows,):
                         raise ValueError(f"expected {rows} target indices, got shape {array.shape}")
-                    bad = array[(array < 0) | (array >= n)]
+                    lowest = -1 if role == "local_index" else 0  # -1: no class of this row
+                    bad = array[(array < lowest) | (array >= n)]
                     if bad.size:
                         raise IndexError(f"Target {int(bad[0])} is out of bounds.")
         outs = []
@@ -223,7 +229,7 @@ class CKernel:
             for role, array in arrays:
                 if role in ("rows", "elements"):
                     pointers.append(ctypes.c_void_p(array.ctypes.data + lo * per_row * array.itemsize))
-                elif role == "index":
+                elif role in ("index", "local_index", "row"):
                     pointers.append(ctypes.c_void_p(array.ctypes.data + lo * array.itemsize))
                 else:  # classes
                     pointers.append(ctypes.c_void_p(array.ctypes.data))

@@ -10,22 +10,29 @@ A row kernel is one sweep over the rows; per row (template ``c_row_kernel.tmpl.c
 4. the gradient pass (only when ``grad`` is not NULL), then the target-class correction
    ``grad[tc] += ...``.
 
+A ``row`` argument is read per row (``lse = lse_rows[r]``). A ``local_index`` target ``tc`` may be
+-1: its gathers and its ``grad[tc]`` correction happen only where ``0 <= tc < n``.
+
 Element temporaries (``exp(z[a] - m)``) are recomputed in each pass that needs them rather than
 stored. Statements are ``sympy.codegen.ast`` nodes printed by :class:`CElementPrinter`.
 """
 from __future__ import annotations
+
+import re
 
 import sympy as sp
 from sympy.codegen.ast import Declaration, Variable, float32, float64, value_const
 
 from ..definitions.symbols import n as N
 from . import rewrites
-from .loss import Loss
+from .loss import INDEX_ROLES, Loss
 from .lowering import AXIS, Lowered
 from .printers import c_printer
 from .targets import REGENERATE, Target, dispatcher, source_comment, template
 
 PRECISIONS = (("float", "f32"), ("double", "f64"))
+#: names the C kernels use themselves (loop indices, sizes, the target class): no argument may take one
+RESERVED = frozenset({"a", "e", "r", "n", "rows", "count", "tc"})
 _AST_TYPE = {"float": float32, "double": float64}
 ELEMENT = sp.Symbol("e", integer=True)
 
@@ -42,9 +49,12 @@ class _CFunction:
         self.type = _AST_TYPE[ctype]
         self.names = {N: "n"}
         for arg in low.args:
-            if arg.role in ("rows", "classes", "scalar"):
+            if arg.name in RESERVED or re.fullmatch(r"[xsm]\d+", arg.name):
+                raise ValueError(f"{loss.name}: the argument name {arg.name!r} is used by the generated C code "
+                                 f"itself (reserved: {', '.join(sorted(RESERVED))}, x0, s1, m2, ...)")
+            if arg.role in ("rows", "classes", "scalar", "row"):
                 self.names[arg.symbol] = arg.name
-            elif arg.role == "index":
+            elif arg.role in INDEX_ROLES:
                 self.names[arg.symbol] = "tc"
             elif arg.role == "elements":
                 self.names[arg.symbol] = f"{arg.name}[e]"
@@ -61,6 +71,8 @@ class _CFunction:
         return self.p.doprint(e)
 
     def declare(self, symbol, value, const=True) -> str:
+        if isinstance(value, sp.logic.boolalg.Boolean):  # a condition, e.g. whether tc is a class of the row
+            return f"const int {self.expr(symbol)} = {self.expr(value)};"
         attrs = {value_const} if const else set()
         return self.p.doprint(Declaration(Variable(symbol, type=self.type, value=value, attrs=attrs))) + ";"
 
@@ -68,9 +80,9 @@ class _CFunction:
         T = self.ctype
         parts = []
         for arg in self.low.args:
-            if arg.role == "rows":
+            if arg.role in ("rows", "row"):
                 parts.append(f"const {T} *restrict {arg.name}_rows")
-            elif arg.role == "index":
+            elif arg.role in INDEX_ROLES:
                 parts.append(f"const int64_t *restrict {arg.name}")
             elif arg.role in ("classes", "elements"):
                 parts.append(f"const {T} *restrict {arg.name}")
@@ -182,23 +194,29 @@ class _CFunction:
         for arg in self.low.args:
             if arg.role == "rows":
                 row.append(f"const {self.ctype} *restrict {arg.name} = {arg.name}_rows + r * n;")
-            elif arg.role == "index":
+            elif arg.role == "row":
+                row.append(f"const {self.ctype} {arg.name} = {arg.name}_rows[r];")
+            elif arg.role in INDEX_ROLES:
                 row.append(f"const int64_t tc = {arg.name}[r];")
+        in_row = self.low.in_row
         for s in self.low.statements:
-            if s.op == "gather":
-                row.append(self.declare(s.symbol, s.expr))
+            if s.op == "gather":  # a local index reads nothing where it is no class of the row
+                value = s.expr if in_row is None else sp.Piecewise((s.expr, in_row), (0, True))
+                row.append(self.declare(s.symbol, value))
                 available.add(s.symbol)
         row += self.schedule(available)
         for o in self.low.outputs:
             if o.name in self.low.function.per_row:
-                row.append(f"{o.name}[r] = {self.expr(o.expr)};")
+                guard = f"if ({o.name}) " if o.optional else ""
+                row.append(f"{guard}{o.name}[r] = {self.expr(o.expr)};")
         for o in self.low.outputs:
             if o.name in self.low.function.per_row:
                 continue
             block = [f"{self.ctype} *restrict {o.name}_r = {o.name} + r * n;"]
             block += self.class_loop([o.expr], [f"{o.name}_r[a] = {self.expr(o.expr)};"])
             if o.scatter is not None:
-                block.append(f"{o.name}_r[tc] += {self.expr(o.scatter)};")
+                guard = "" if in_row is None else f"if ({self.expr(in_row)}) "
+                block.append(f"{guard}{o.name}_r[tc] += {self.expr(o.scatter)};")
             row += [f"if ({o.name}) {{"] + ["    " + b for b in block] + ["}"] if o.optional else block
         return template("c_row_kernel.tmpl.c").substitute(
             doc=f"{self.low.name} ({self.ctype}): see the file header", symbol=self.symbol(),
@@ -249,6 +267,8 @@ class CTarget(Target):
 
     def binding(self, loss: Loss, lowered: list) -> str:
         kernels = []
+        switch = (f"wants_grad={loss.wants_grad!r}" if loss.kind in ("row", "elementwise", "map")
+                  else f"switch={loss.switch_arg!r}")
         for low in lowered:
             layout = "elements" if low.function.axis is None else None
             outputs = tuple((o.name, layout or ("row" if o.name in low.function.per_row else "dense"), o.optional)
@@ -257,7 +277,7 @@ class CTarget(Target):
             kind = "elements" if low.function.axis is None else "rows"
             kernels.append(f"{low.name} = CKernel(_SOURCE, {'symxent' + low.name!r}, {kind!r},\n"
                            f"    args={args!r},\n    outputs={outputs!r},\n"
-                           f"    params={tuple(p.name for p in loss.params)!r}, wants_grad={loss.wants_grad!r})")
+                           f"    params={tuple(p.name for p in loss.params)!r}, {switch})")
         return template("c_binding.tmpl.py").substitute(
             title=f"{loss.name} for c (generated): the Python binding of {loss.name}.c", command=REGENERATE,
             source=source_comment(loss), name=loss.name, kernels="\n".join(kernels),

@@ -2,8 +2,9 @@
 
 Each check loads a kernel for one backend, runs it at random inputs and at extreme logits
 (``+-1e4``) in float32 and float64, and compares the loss and its gradient with PyTorch (the
-gradient from autograd). Other checks: every rewrite rule's identity is proved, and the checked-in
-sources under ``codegen/`` match what the generator writes now (no drift).
+gradient from autograd). Other checks: every rewrite rule's identity is proved, the vocab-parallel
+shard kernels reassemble torch's cross-entropy, and the checked-in sources under ``codegen/`` match
+what the generator writes now (no drift).
 """
 from __future__ import annotations
 
@@ -133,6 +134,57 @@ def check_backend(name: str, backend: str, seed: int = 0) -> tuple:
     return True, f"{compared} comparisons with torch (float32, float64, logits up to 1e4) agree"
 
 
+#: class counts of the shards in :func:`check_vocab_shards` (one empty shard)
+SHARD_SIZES = (6, 0, 5)
+
+
+def check_vocab_shards(backend: str, seed: int = 0, eps: float = 0.1) -> tuple:
+    """``(ok, detail)``: ``vocab_shard_forward`` / ``vocab_shard_backward`` on ``backend``, run on each shard of
+    logits split as :data:`SHARD_SIZES`, with the shards' partial sums added as the SUM all-reduce would,
+    against ``F.cross_entropy`` of the whole logits (weights, label smoothing, an ignored row) and its
+    autograd gradient, in float32 and float64."""
+    import torch
+    import torch.nn.functional as F
+    from .driver import load_kernel
+    forward, backward = load_kernel("vocab_shard_forward", backend), load_kernel("vocab_shard_backward", backend)
+    failures, compared = [], 0
+    for dtype in (numpy.float64, numpy.float32):
+        rng = numpy.random.default_rng(seed)
+        z, target = _inputs(rng, dtype, classes=sum(SHARD_SIZES))
+        classes = z.shape[1]
+        target[-1] = -100  # ignored: no shard owns it
+        weight = rng.uniform(0.5, 2, classes).astype(dtype)
+        g = rng.uniform(0.5, 2, z.shape[0]).astype(dtype)  # upstream gradient per row
+        row_max = z.max(axis=1)
+        offsets = numpy.cumsum((0,) + SHARD_SIZES)
+        shards = [(z[:, lo:hi], weight[lo:hi], numpy.where((target >= lo) & (target < hi), target - lo, -1))
+                  for lo, hi in zip(offsets[:-1], offsets[1:])]
+        partials = [tuple(_as_numpy(part) for part in forward(*_convert((zs, row_max, ts, ws), backend), True))
+                    for zs, ws, ts in shards]
+        sum_exp, target_logit, target_weight, smoothing = (sum(column) for column in zip(*partials))
+        log_s = numpy.log(sum_exp)
+        loss = (1 - eps) * target_weight * (log_s - target_logit) + eps / classes * (log_s * weight.sum() - smoothing)
+        ignored = target == -100
+        x = torch.tensor(z, requires_grad=True)
+        want = F.cross_entropy(x, torch.tensor(target), weight=torch.tensor(weight), reduction="none",
+                               label_smoothing=eps)
+        (want * torch.tensor(g)).sum().backward()
+        a = numpy.where(ignored, 0, g * (1 - eps) * target_weight).astype(dtype)
+        b = numpy.where(ignored, 0, g * eps / classes).astype(dtype)
+        lse = (row_max + log_s).astype(dtype)
+        grad = numpy.concatenate([_as_numpy(backward(*_convert((zs, lse, ts, ws, a, b, float(weight.sum()), eps > 0),
+                                                               backend))) for zs, ws, ts in shards], axis=1)
+        for label, got, expected in (("loss", numpy.where(ignored, 0, loss), want), ("grad", grad, x.grad)):
+            compared += 1
+            error = _compare(got.astype(dtype), expected, dtype)
+            if error is not None:
+                failures.append(f"{dtype.__name__} {label}: max error {error:.3g}")
+    if failures:
+        return False, "; ".join(failures[:3])
+    return True, (f"{compared} comparisons with F.cross_entropy of the joined shards {SHARD_SIZES} and autograd agree "
+                  f"(float32, float64, label_smoothing={eps}, class weights, an ignored row, logits up to 1e4)")
+
+
 def check_rules() -> tuple:
     from .rewrites import RULES, identity_verdict
     bad = {name: identity_verdict(rule.identity) for name, rule in RULES.items()
@@ -200,6 +252,10 @@ def verify_checks() -> list:
         for backend in BACKENDS:
             checks.append(Check("codegen", f"{name} [{backend}] vs torch",
                                 lambda name=name, backend=backend: check_backend(name, backend)))
+    for backend in BACKENDS:
+        for eps in (0.0, 0.1):
+            checks.append(Check("codegen", f"vocab-parallel shard kernels [{backend}] label_smoothing={eps} vs torch",
+                                lambda backend=backend, eps=eps: check_vocab_shards(backend, eps=eps)))
     for name in USER_LOSSES:
         for backend in BACKENDS:
             checks.append(Check("codegen", f"user loss {name} [{backend}] vs torch autograd",

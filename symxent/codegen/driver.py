@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..definitions.symbols import n as N
 from . import rewrites
-from .loss import LOSSES, Loss
+from .loss import KERNELS, Loss
 from .lowering import lower
 from .nodes import recognise
 
@@ -34,9 +34,9 @@ def targets() -> dict:
 def as_loss(name_or_loss) -> Loss:
     if isinstance(name_or_loss, Loss):
         return name_or_loss
-    if name_or_loss not in LOSSES:
-        raise KeyError(f"unknown loss {name_or_loss!r}; known: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name_or_loss]
+    if name_or_loss not in KERNELS:
+        raise KeyError(f"unknown loss {name_or_loss!r}; known: {', '.join(sorted(KERNELS))}")
+    return KERNELS[name_or_loss]
 
 
 def _target(target):
@@ -53,15 +53,24 @@ def derived_functions(loss: Loss) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)
-def _stable(expr, optims: tuple):
-    return rewrites.optimize(recognise(expr, N), optims)
+def _stable(expr, optims: tuple, recognised: bool = True):
+    return rewrites.optimize(recognise(expr, N) if recognised else expr, optims)
+
+
+def function_rules(function, target) -> tuple:
+    """The rules for ``function``'s outputs: its own (``Loss.rules``, applied to the outputs as written)
+    or ``target``'s stabilising rules (after :func:`recognise`)."""
+    if function.rules is None:
+        return tuple(target.optims)
+    return tuple(rewrites.RULES[name] for name in function.rules)
 
 
 def lowered_functions(loss: Loss, target) -> list:
     """Each kernel function of ``loss`` derived, rewritten with ``target``'s proved rules, lowered."""
     out = []
     for function in derived_functions(loss):                                  # definitions -> derivation
-        stable = {name: _stable(expr, tuple(target.optims)) for name, expr in function.outputs}  # -> rewrite
+        rules, recognised = function_rules(function, target), function.rules is None
+        stable = {name: _stable(expr, rules, recognised) for name, expr in function.outputs}  # -> rewrite
         out.append(lower(function, stable))                                   # -> statements
     return out
 
@@ -81,7 +90,8 @@ def generate(name_or_loss, target: str) -> str:
 
 
 def write_all(root, check: bool = False, names=None) -> list:
-    """Write every built-in loss for every target under ``root/{numpy,torch,c}/``.
+    """Write every built-in kernel (:data:`KERNELS`: the losses and the vocab-parallel shard kernels)
+    for every target under ``root/{numpy,torch,c}/``.
 
     ``check=True`` writes nothing and returns the paths whose content differs from what would be
     generated (missing files included): drift. Otherwise returns the paths written.
@@ -89,7 +99,7 @@ def write_all(root, check: bool = False, names=None) -> list:
     root = Path(root)
     changed = []
     for target in BACKENDS:
-        for name in (names or sorted(LOSSES)):
+        for name in (names or sorted(KERNELS)):
             for filename, text in generate_files(name, target).items():
                 path = root / target / filename
                 current = path.read_text() if path.exists() else None
@@ -105,11 +115,13 @@ def write_all(root, check: bool = False, names=None) -> list:
 @functools.lru_cache(maxsize=None)
 def load_kernel(name: str, backend: str):
     """The generated kernel ``name`` for ``backend`` (``numpy``, ``torch``, ``c``), from the
-    checked-in sources (the C source is compiled at first use and cached). Cached per process."""
+    checked-in sources (the C source is compiled at first use and cached). Cached per process.
+    ``name``: a loss of :data:`LOSSES` or a shard kernel of :data:`SHARD_KERNELS` (``vocab_shard_forward``,
+    ``vocab_shard_backward``)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if name not in LOSSES:
-        raise KeyError(f"unknown kernel {name!r}; known: {', '.join(sorted(LOSSES))}")
+    if name not in KERNELS:
+        raise KeyError(f"unknown kernel {name!r}; known: {', '.join(sorted(KERNELS))}")
     module = importlib.import_module(f"symxent_codegen.{backend}.{name}")
     return getattr(module, name)
 

@@ -1,5 +1,6 @@
 """What the generator generates: a :class:`Loss` (a row or elementwise loss, or a row map such as
-softmax) with its kernel signature, and the catalogue :data:`LOSSES` of the built-in kernels.
+softmax) with its kernel signature, the catalogue :data:`LOSSES` of the built-in kernels, and
+:data:`SHARD_KERNELS`, the per-shard kernels of vocab-parallel cross-entropy (``symxent.distributed``).
 
 A loss is data: its expression from the catalogue (``symxent.definitions``), the vector it is
 differentiated by, and the arguments of the kernel. :meth:`Loss.functions` derives what each
@@ -17,39 +18,60 @@ import sympy as sp
 
 from .. import definitions as d
 from ..definitions.symbols import c as C_INDEX, k as K_INDEX, n as N
-from .nodes import LogSumExp, recognise
+from .nodes import BOUND, ClassAxisNode, LogSumExp, recognise
 
 #: argument roles of a kernel: how the argument is shaped and what it binds
 ROLES = {
     "rows": "(R, C) float array, one row per sample (binds an IndexedBase)",
     "index": "(R,) int64 array of class indices in [0, C) (binds the target index c)",
+    "local_index": "(R,) int64 array: a class index in [0, C), or -1 where the row's class is not among these C "
+                   "classes (a vocab-parallel shard that does not own the target, or an ignored row); binds an "
+                   "integer Symbol that may be negative: Sum(KroneckerDelta(j, t)*f(j)) over the row is f(t) where "
+                   "0 <= t < C and 0 otherwise, and a gradient's KroneckerDelta(k, t) adds nothing there",
+    "row": "(R,) float array, one value per row (binds a Symbol): e.g. a shift such as the global row max, "
+           "or a per-row coefficient",
     "classes": "(C,) float array, one value per class (binds an IndexedBase)",
-    "scalar": "a Python float (binds a Symbol)",
+    "scalar": "a Python float (binds a Symbol; the torch kernels also take a 0-d tensor)",
     "flag": "a bool selecting a case",
     "elements": "flat float array, same shape as the other element arrays (binds a Symbol)",
     "params": "dict of named floats (binds the loss's parameter Symbols)",
 }
 
 
+#: roles of a target-class index argument
+INDEX_ROLES = ("index", "local_index")
+
+
 @dataclass(frozen=True)
 class Arg:
-    """One kernel argument: its name in the generated code, its role (:data:`ROLES`), what it binds."""
+    """One kernel argument: its name in the generated code, its role (:data:`ROLES`), what it binds.
+
+    ``supplies``: for a ``row`` or ``scalar`` argument, a reduction over the whole row that the caller
+    computes and passes in (e.g. after an all-reduce over the shards of the row): ``logsumexp(z)``,
+    ``Sum(w[j], (j, 0, n - 1))``. The derived outputs read it from the argument (:meth:`Loss.supply`)
+    instead of computing it from the row the kernel sees.
+    """
 
     name: str
     role: str
     symbol: object = None
+    supplies: object = None
 
     def __post_init__(self):
         if self.role not in ROLES:
             raise ValueError(f"unknown argument role {self.role!r}; known: {sorted(ROLES)}")
+        if self.supplies is not None and self.role not in ("row", "scalar"):
+            raise ValueError(f"argument {self.name!r}: only a 'row' or 'scalar' argument supplies a value, "
+                             f"not a {self.role!r} one")
 
 
 @dataclass(frozen=True)
 class Case:
-    """The expression a loss has when its flag/scalar arguments take the values in ``when``."""
+    """The expression a loss has when its flag/scalar arguments take the values in ``when``
+    (kind ``row_sums``: its named outputs, ``((name, expression), ...)``)."""
 
     when: tuple  # ((argument name, value), ...); () matches always
-    expr: sp.Expr
+    expr: object
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,8 @@ class KernelFunction:
     when: tuple = ()
     #: outputs with one value per row (the others have one per row and class, or per element)
     per_row: frozenset = frozenset({"loss"})
+    #: names of the rewrite rules for these outputs; None: the target's stabilising rules (see :attr:`Loss.rules`)
+    rules: Optional[tuple] = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +103,11 @@ class Loss:
     kind ``elementwise``: ``expr`` is one element's loss, ``wrt`` a Symbol; ``(loss, grad or None)``.
     kind ``map``: ``expr`` is element ``k`` of a row map (softmax); the kernel returns the map and
     has a ``backward(out, grad_output)`` (the vector-Jacobian product, in terms of ``out``).
+    kind ``row_sums``: the case's ``expr`` is ``((name, expression), ...)``, one value per row each
+    (class sums of the row ``wrt``, computed as written; no derivative); the kernel returns them in
+    that order, the names in ``optional`` only when its last argument ``switch`` is true (else None).
+    kind ``row_gradient``: ``expr`` is a row objective; the kernel returns only ``grad`` (R, C),
+    ``d expr / d wrt[k]`` (a backward kernel: the upstream gradient enters through the arguments).
     """
 
     name: str
@@ -92,6 +121,22 @@ class Loss:
     #: map kernels: the output and upstream-gradient rows of ``backward``
     backward_args: tuple = ()
     params: tuple = field(default=())
+    #: names of the rewrite rules (``rewrites.RULES``) to apply instead of the target's stabilising ones, for
+    #: outputs already written in a stable form (``recognise`` is then skipped too); None: the target's rules
+    rules: Optional[tuple] = None
+    #: kind ``row_sums``: the bool argument (last in the call) that switches the ``optional`` outputs on
+    switch: str = ""
+    optional: tuple = ()
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.kind == "row_sums":
+            names = [name for case in self.cases for name, _ in case.expr]
+            unknown = set(self.optional) - set(names)
+            if unknown or (self.optional and not self.switch):
+                raise ValueError(f"{self.name}: optional outputs {sorted(self.optional)} need a switch and must be "
+                                 f"among the outputs {names}")
 
     # --- construction of user losses ---------------------------------------------------
 
@@ -142,9 +187,17 @@ class Loss:
     def wants_grad(self) -> bool:
         return self.kind in ("row", "elementwise")
 
+    @property
+    def switch_arg(self) -> Optional[str]:
+        """The bool that ends the call and switches the optional outputs on: ``want_grad`` for row and
+        elementwise losses, a ``row_sums`` kernel's own :attr:`switch`; None for the others."""
+        if self.wants_grad:
+            return "want_grad"
+        return self.switch or None
+
     def functions(self) -> list:
-        """The kernel functions with their output expressions (loss and derived gradient, or map
-        and derived vector-Jacobian product), one per case."""
+        """The kernel functions with their output expressions (loss and derived gradient, map and
+        derived vector-Jacobian product, the row sums, or the derived gradient alone), one per case."""
         out = []
         multiple = len(self.cases) > 1
         for number, case in enumerate(self.cases):
@@ -153,13 +206,34 @@ class Loss:
                 out.append(KernelFunction(fname, self.args, (("out", case.expr),), axis=K_INDEX, when=case.when))
                 out.append(self._backward_function(fname + "_backward", case.expr))
                 continue
+            if self.kind == "row_sums":
+                outputs = tuple((name, self.supply(expr)) for name, expr in case.expr)
+                out.append(KernelFunction(fname, self.args, outputs, frozenset(self.optional), K_INDEX, case.when,
+                                          frozenset(name for name, _ in outputs), self.rules))
+                continue
             expr = case.expr
             to_derive = self.before_derivative(expr) if self.before_derivative else expr
-            grad = derivative(to_derive, self.wrt)
+            grad = self.supply(derivative(to_derive, self.wrt))
+            if self.kind == "row_gradient":
+                out.append(KernelFunction(fname, self.args, (("grad", grad),), axis=K_INDEX, when=case.when,
+                                          per_row=frozenset(), rules=self.rules))
+                continue
             axis = K_INDEX if self.kind == "row" else None
             out.append(KernelFunction(fname, self.args, (("loss", expr), ("grad", grad)),
                                       frozenset({"grad"}), axis, case.when))
         return out
+
+    def supply(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with each reduction an argument supplies (:attr:`Arg.supplies`) replaced by that
+        argument: ``exp(z[k])/Sum(exp(z[j]))`` is ``exp(z[k] - lse)`` when ``lse`` supplies ``logsumexp(z)``.
+        Both sides are compared after :func:`recognise` and with the bound index renamed."""
+        table = {_canonical(recognise(d.eliminate(arg.supplies), N)): arg.symbol
+                 for arg in self.args if arg.supplies is not None}
+        if not table:
+            return expr
+        return recognise(expr, N).replace(
+            lambda e: isinstance(e, (sp.Sum, ClassAxisNode)) and _canonical(e) in table,
+            lambda e: table[_canonical(e)])
 
     def _backward_function(self, fname, element):
         """``grad_input_k = sum_i grad_output_i d out_i / d z_k``, written in ``out`` (not ``z``)."""
@@ -170,6 +244,18 @@ class Loss:
         vjp = recognise(vjp, N)
         in_terms_of_out = express_by_output(vjp, recognise(element, N), z, out_base)
         return KernelFunction(fname, self.backward_args, (("grad_input", in_terms_of_out),), axis=K_INDEX)
+
+
+#: the kinds of :class:`Loss`
+KINDS = ("row", "elementwise", "map", "row_sums", "row_gradient")
+
+
+def _canonical(reduction):
+    """A one-limit ``Sum`` with its bound index renamed to :data:`BOUND` (equal sums compare equal)."""
+    if isinstance(reduction, sp.Sum) and len(reduction.limits) == 1:
+        index, lower, upper = reduction.limits[0]
+        return sp.Sum(reduction.function.xreplace({index: BOUND}), (BOUND, lower, upper))
+    return reduction
 
 
 # --- derivation ----------------------------------------------------------------------------
@@ -256,3 +342,54 @@ def xlogx(t):
 
 #: the built-in kernels by name
 LOSSES = _catalogue()
+
+
+# --- the per-shard kernels of vocab-parallel cross-entropy ------------------------------------
+
+def _shard_catalogue() -> dict:
+    """``vocab_shard_forward`` and ``vocab_shard_backward`` (call shapes: KERNEL_CONTRACT.md), from the
+    class sums of the proved identities ``vocab_parallel_row_loss`` / ``vocab_parallel_grad``
+    (:mod:`symxent.prove.vocab_parallel`), written for one shard's row ``z`` of ``n`` classes.
+
+    - forward: the shard's part of each class sum the SUM all-reduce adds, shifted by the supplied
+      global row max ``M`` (so ``exp(z - M) <= 1``: already stable; only ``delta_sum`` applies, which
+      gathers the target terms, 0 where the shard does not own the target ``t = -1``);
+    - backward: the derivative of the row loss ``a (log S - Z_t) + b (log S sum_j w_j - A)`` (the identity's
+      right-hand side with ``M = 0`` and its coefficients ``(1-eps) W_t``, ``eps/C`` times the upstream
+      gradient passed per row as ``a`` = ``onehot_scale``, ``b`` = ``smoothing_scale``), with the global
+      ``logsumexp(z)`` and ``sum_j w_j`` supplied by the caller (``lse``, ``weight_sum``).
+    """
+    from ..prove import vocab_parallel as vp
+    z, w, shift = vp.z, vp.w, vp.M
+    t = sp.Symbol("t", integer=True)  # the local target index: -1 where another shard owns it
+    local = lambda e: e.xreplace({C_INDEX: t})
+    a, b = sp.Symbol("onehot_scale", real=True), sp.Symbol("smoothing_scale", real=True)
+    lse, weight_sum = sp.Symbol("lse", real=True), sp.Symbol("weight_sum", real=True)
+    forward = Loss(
+        "vocab_shard_forward", "row_sums",
+        (Arg("z", "rows", z.base), Arg("row_max", "row", shift), Arg("target", "local_index", t),
+         Arg("weight", "classes", w.base)),
+        (Case((), (("sum_exp", vp.sum_exp()), ("target_logit", local(vp.target_logit())),
+                   ("target_weight", local(vp.target_weight())), ("smoothing", vp.smoothing_sum()))),),
+        z.base, "one shard's class sums: sum_i exp(z_i - M), z_t - M, w_t (0 where t = -1), sum_i w_i (z_i - M)",
+        rules=("delta_sum",), switch="want_smoothing", optional=("smoothing",))
+    log_s = sp.log(vp.sum_exp())
+    row_loss = local(a * (log_s - vp.target_logit()) + b * (log_s * vp.weight_sum() - vp.smoothing_sum()))
+    row_loss = row_loss.xreplace({shift: 0})
+    backward = Loss(
+        "vocab_shard_backward", "row_gradient",
+        (Arg("z", "rows", z.base), Arg("lse", "row", lse, supplies=d.logsumexp(z)),
+         Arg("target", "local_index", t), Arg("weight", "classes", w.base), Arg("onehot_scale", "row", a),
+         Arg("smoothing_scale", "row", b), Arg("weight_sum", "scalar", weight_sum, supplies=vp.weight_sum()),
+         Arg("smoothing", "flag")),
+        (Case((("smoothing", False),), row_loss.xreplace({b: 0})), Case((), row_loss)), z.base,
+        "d/dz_k of a (logsumexp(z) - z_t) + b (logsumexp(z) sum_j w_j - sum_j w_j z_j) on one shard, "
+        "a = onehot_scale, b = smoothing_scale (not read without smoothing, b = 0): "
+        "(a + b weight_sum) exp(z - lse) - a onehot(t) - b w")
+    return {loss.name: loss for loss in (forward, backward)}
+
+
+#: the per-shard kernels of ``symxent.distributed`` (their own call shapes, not the loss contract's)
+SHARD_KERNELS = _shard_catalogue()
+#: every kernel the generator writes and :func:`symxent.codegen.load_kernel` loads
+KERNELS = {**LOSSES, **SHARD_KERNELS}

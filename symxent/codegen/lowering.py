@@ -14,6 +14,10 @@ and its outputs are expressions in those. An output that depends on the target c
 ``KroneckerDelta(a, c)`` is split into a dense part and a ``scatter`` value added at ``[row, c]``
 (``softmax - onehot`` is ``softmax`` with ``-1`` added at the target).
 
+A ``local_index`` target may be -1 (no class of this row): its gathers read nothing there (the
+targets print them guarded, the value is discarded by the ``Piecewise`` of ``delta_sum``) and its
+scatter adds only where :attr:`Lowered.in_row` holds.
+
 Each statement has a *shape*: ``dense`` (one value per row and class), ``row`` (per row),
 ``classes`` (per class) or ``scalar``. Statements needed only by optional outputs are ``optional``.
 """
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..definitions.symbols import n as N
-from .loss import KernelFunction
+from .loss import INDEX_ROLES, KernelFunction
 from .nodes import ClassAxisNode, RowMax
 
 #: the class-axis index of every element expression after lowering
@@ -69,10 +73,22 @@ class Lowered:
     @property
     def index(self):
         """The target-index symbol if the function takes one."""
-        for arg in self.args:
-            if arg.role == "index":
-                return arg.symbol
-        return None
+        arg = self.index_arg
+        return None if arg is None else arg.symbol
+
+    @property
+    def index_arg(self):
+        """The target-index argument if the function takes one."""
+        return next((arg for arg in self.args if arg.role in INDEX_ROLES), None)
+
+    @property
+    def in_row(self):
+        """``(t >= 0) & (t <= n - 1)`` for a ``local_index`` target ``t`` (the rows where it is a class of
+        this row, as ``delta_sum`` writes it); None when the target is always a class of the row."""
+        arg = self.index_arg
+        if arg is None or arg.role != "local_index":
+            return None
+        return sp.And(arg.symbol >= 0, arg.symbol <= N - 1)
 
 
 def _join(*shapes) -> str:
@@ -86,14 +102,15 @@ class _Lowerer:
     def __init__(self, function: KernelFunction):
         self.function = function
         self.elementwise = function.axis is None
-        self.index = next((a.symbol for a in function.args if a.role == "index"), None)
+        self.index = next((a.symbol for a in function.args if a.role in INDEX_ROLES), None)
         self.roles = {a.symbol: a.role for a in function.args if a.symbol is not None}
         self.statements: list = []
         self.by_key: dict = {}
         self.shapes: dict = {N: "scalar"}
         for symbol, role in self.roles.items():
             if isinstance(symbol, sp.Symbol):
-                self.shapes[symbol] = {"elements": "dense", "index": "row"}.get(role, "scalar")
+                self.shapes[symbol] = {"elements": "dense", "index": "row", "local_index": "row",
+                                       "row": "row"}.get(role, "scalar")
 
     # --- shapes of leaves ------------------------------------------------------------------
 

@@ -67,6 +67,11 @@ class _ArrayLayout:
             return super()._print_Mul(expr)
         return f"{self.parenthesize(sp.Mul(*big), PRECEDENCE['Mul'])}*({self._print(sp.Mul(*small))})"
 
+    def _print_And(self, expr):
+        """Element-wise ``&`` of boolean arrays (a local target's ``(t >= 0) & (t <= n - 1)``)."""
+        return " & ".join(self._print(arg) if isinstance(arg, sp.core.relational.Relational)  # printed atomic
+                          else f"({self._print(arg)})" for arg in expr.args)
+
     def _print_Add(self, expr, order=None):
         big = [t for t in expr.args if self._is_dense(t)]
         small = [t for t in expr.args if not self._is_dense(t)]
@@ -167,6 +172,7 @@ class CElementPrinter(_ArrayLayout, C99CodePrinter):
 
     _print_Sum = CodePrinter._print_not_supported
     _print_ClassAxisNode = CodePrinter._print_not_supported
+    _print_And = CodePrinter._print_And  # ``&&``, not the array printers' element-wise ``&``
 
     def __init__(self, settings=None):
         settings = dict(settings or {})

@@ -14,7 +14,7 @@ from string import Template
 import sympy as sp
 
 from . import rewrites
-from .loss import Loss
+from .loss import INDEX_ROLES, Loss
 from .lowering import Lowered, Output, Statement
 from .printers import NumpyArrayPrinter, TorchArrayPrinter
 
@@ -38,12 +38,21 @@ def code_names(lowered_args, params=()) -> dict:
 
 
 def source_comment(loss: Loss, width: int = 100) -> str:
-    """The expressions a file was generated from (one line per case)."""
+    """The expressions a file was generated from (one line per case, or per output of a ``row_sums``
+    kernel), and the reductions its arguments supply."""
     lines = [f"{loss.name}: {loss.doc}" if loss.doc else loss.name]
     for case in loss.cases:
         when = " and ".join(f"{k} == {v!r}" for k, v in case.when) or "always"
         lines.append(f"  case {when}:")
-        lines.append(f"    {'out[k]' if loss.kind == 'map' else 'loss'} = {sp.sstr(case.expr)}")
+        if loss.kind == "row_sums":
+            lines += [f"    {name} = {sp.sstr(expr)}" for name, expr in case.expr]
+        elif loss.kind == "row_gradient":
+            lines.append(f"    grad = d/d{loss.wrt}[k] of {sp.sstr(case.expr)}")
+        else:
+            lines.append(f"    {'out[k]' if loss.kind == 'map' else 'loss'} = {sp.sstr(case.expr)}")
+    for arg in loss.args:
+        if arg.supplies is not None:
+            lines.append(f"  argument {arg.name} supplies {sp.sstr(arg.supplies)}")
     return "\n".join(lines)
 
 
@@ -77,12 +86,15 @@ class ArrayTarget(Target):
 
     def statement(self, s: Statement, p, low: Lowered, last_use: dict) -> list:
         name = p._print(s.symbol)
-        index = p._print(low.index) if low.index is not None else None
         if s.op == "gather":
             base = s.expr.base
             role = next(a.role for a in low.args if a.symbol == base)
             fmt = self.ops["gather_rows"] if role == "rows" else self.ops["gather_classes"]
-            return [f"{name} = " + fmt.format(base=p._name(base), index=index)]
+            if low.in_row is None:
+                return [f"{name} = " + fmt.format(base=p._name(base), index=low.index_arg.name)]
+            # a local index: gather at class 0 where it is -1 (discarded there), nothing from an empty row
+            gathered = fmt.format(base=p._name(base), index=safe_index(low))
+            return [f"{name} = {gathered} if n else " + self.ops["zeros_rows"].format(base=p._name(base))]
         if s.op in ("max", "sum"):
             return [f"{name} = " + self.ops[s.op].format(p._print(s.expr))]
         value = s.expr
@@ -98,9 +110,11 @@ class ArrayTarget(Target):
         else:
             temps = {s.symbol for s in low.statements if s.op == "assign" and s.shape == "dense"}
             lines = [self._dense_output(o, p, last_use, position, like, temps)]
-        if o.scatter is not None:
-            index = p._print(low.index)
-            lines.append(f"{o.name}[rows, {index}] += _rows({p._print(o.scatter)}, {like})")
+        if o.scatter is not None and low.in_row is None:
+            lines.append(f"{o.name}[rows, {low.index_arg.name}] += _rows({p._print(o.scatter)}, {like})")
+        elif o.scatter is not None:  # a local index: add only where it is a class of this row
+            value = p._print(sp.Piecewise((o.scatter, low.in_row), (0, True)))
+            lines += ["if n:", f"    {o.name}[rows, {safe_index(low)}] += _rows({value}, {like})"]
         return lines
 
     def _dense_output(self, o: Output, p, last_use: dict, position: int, like: str, temps: set) -> str:
@@ -123,15 +137,21 @@ class ArrayTarget(Target):
 
     def function(self, loss: Loss, low: Lowered) -> str:
         names = code_names(low.args, loss.params)
+        for arg in low.args:  # per-row arrays (R,) enter the whole-array expressions as (R, 1)
+            if arg.role in ("row",) + INDEX_ROLES:
+                names[arg.symbol] = f"{arg.name}[:, None]"
         p = self.printer(low, names)
         arg_names = [a.name for a in low.args]
-        signature = ", ".join(arg_names + (["want_grad"] if loss.wants_grad else []))
+        switch = loss.switch_arg
+        signature = ", ".join(arg_names + ([switch] if switch else []))
         like = next(a.name for a in low.args if a.role in ("rows", "elements"))
         body = []
         if low.function.axis is not None:
             body.append(f"rows_count, n = {like}.shape")
             if any(o.scatter is not None for o in low.outputs):
                 body.append(f"rows = {self.ops['arange']}(rows_count{self.ops['device_kw'].format(like=like)})")
+            if low.in_row is not None:
+                body.append(f"{safe_index(low)} = " + self.ops["clamp_index"].format(index=low.index_arg.name))
         for param in loss.params:
             body.append(f"{names[param]} = float(params[{param.name!r}])")
         # position of each symbol's last use: statements count 0..len-1, outputs follow
@@ -156,7 +176,7 @@ class ArrayTarget(Target):
         if optional_outputs:
             for o in (o for _, o in optional_outputs):
                 inner.append(f"{o.name} = None")
-            inner.append("if want_grad:")
+            inner.append(f"if {switch}:")
             block = []
             for s in optional:
                 block += self.statement(s, p, low, last_use)
@@ -180,9 +200,20 @@ class ArrayTarget(Target):
         return {f"{loss.name}.py": text.rstrip() + "\n"}
 
 
+def safe_index(low: Lowered) -> str:
+    """The name of a local index with -1 replaced by 0 (where it gathers a value that is discarded)."""
+    return f"safe_{low.index_arg.name}"
+
+
 def call_doc(loss: Loss) -> str:
     if loss.kind == "map":
         return "Returns the map; .backward(out, grad_output) returns grad_input."
+    if loss.kind == "row_sums":
+        names = [name for name, _ in loss.cases[0].expr]
+        optional = f"; {', '.join(loss.optional)} None unless {loss.switch}" if loss.optional else ""
+        return f"Returns ({', '.join(names)}), one value per row each{optional}."
+    if loss.kind == "row_gradient":
+        return "Returns grad (R, C), the derivative of the row objective."
     if loss.params:
         return f"params: a dict with {', '.join(p.name for p in loss.params)}. Returns (loss, grad or None)."
     return "Returns (loss, grad or None), the loss per row (or element) and d loss / d input."
@@ -190,9 +221,10 @@ def call_doc(loss: Loss) -> str:
 
 def dispatcher(loss: Loss, lowered: list) -> str:
     """The public function: calls the case function whose ``when`` matches (shared by all targets)."""
-    arg_names = [a.name for a in loss.args] + (["want_grad"] if loss.wants_grad else [])
+    arg_names = [a.name for a in loss.args] + ([loss.switch_arg] if loss.switch_arg else [])
     call = ", ".join(arg_names)
-    forward = [low for low in lowered if not low.name.endswith("_backward")]
+    is_vjp = lambda low: loss.kind == "map" and low.name.endswith("_backward")  # a map's backward
+    forward = [low for low in lowered if not is_vjp(low)]
     lines = []
     for low in forward:
         when = low.function.when
@@ -207,7 +239,7 @@ def dispatcher(loss: Loss, lowered: list) -> str:
     text = template("array_function.tmpl.py").substitute(
         name=loss.name, signature=call, doc=f"{loss.name}: {loss.doc}. {call_doc(loss)}",
         body="\n".join("    " + line for line in lines))
-    backward = [low for low in lowered if low.name.endswith("_backward")]
+    backward = [low for low in lowered if is_vjp(low)]
     if backward:
         text += f"\n\n{loss.name}.backward = {backward[0].name}\n"
     return text
@@ -227,6 +259,8 @@ class NumpyTarget(ArrayTarget):
         sum="numpy.sum({}, axis=-1, keepdims=True)",
         gather_rows="numpy.take_along_axis({base}, {index}[:, None], axis=-1)",
         gather_classes="{base}[{index}][:, None]",
+        zeros_rows="numpy.zeros((rows_count, 1), {base}.dtype)",
+        clamp_index="numpy.maximum({index}, 0)",
         inplace=("exp", "log", "log1p"),
         inplace_call="numpy.{f}({x}, out={x})",
         arange="numpy.arange",
@@ -250,6 +284,8 @@ class TorchTarget(ArrayTarget):
         sum="torch.sum({}, dim=-1, keepdim=True)",
         gather_rows="torch.gather({base}, -1, {index}[:, None])",
         gather_classes="{base}[{index}][:, None]",
+        zeros_rows="{base}.new_zeros((rows_count, 1))",
+        clamp_index="{index}.clamp(min=0)",
         inplace=("exp", "log", "log1p"),
         inplace_call="{x}.{f}_()",
         arange="torch.arange",
