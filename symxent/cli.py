@@ -198,7 +198,7 @@ def cmd_codegen(args) -> int:
             return 1 if paths else 0
         print(f"wrote {len(paths)} file(s) under {root}" if paths else f"nothing to write: {root} is up to date")
         return 0
-    known = cuda.CUDA_LOSSES if args.target == "cuda" else codegen.LOSSES
+    known = cuda.CUDA_LOSSES if args.target == "cuda" else codegen.KERNELS
     if args.name is None:
         print("losses: " + ", ".join(sorted(known)))
         return 0
