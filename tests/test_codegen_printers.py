@@ -70,7 +70,7 @@ def test_printing_an_unlowered_sum_is_an_error():
 def test_torch_printer_fixes_sympy_max_and_prints_log1p_sigmoid():
     """SymPy's TorchPrinter prints Max(x, 0) as torch.max(0, x) (a TypeError) and lacks log1p."""
     torch = pytest.importorskip("torch")
-    from symxent.codegen.printers import TorchArrayPrinter
+    from symxent.codegen.printers_torch import TorchArrayPrinter
     p = TorchArrayPrinter({"names": {}, "shapes": {}, "array_bases": set()})
     code = p.doprint(sp.Max(x, 0) + log1p(sp.exp(-sp.Abs(x))) + sigmoid(x))
     assert "torch.clamp(x, min=0)" in code and "torch.log1p" in code and "torch.sigmoid(x)" in code

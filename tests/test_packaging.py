@@ -37,3 +37,9 @@ def test_cli_help_does_not_import_torch():
 def test_cli_help_runs():
     out = subprocess.run([sys.executable, "-m", "symxent", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "verify" in out.stdout
+
+
+def test_generating_c_code_does_not_import_torch():
+    """Only the torch target loads SymPy's torch printer (which imports torch)."""
+    assert not _imports_torch("import symxent.codegen as g\ng.generate('cross_entropy', 'c')\n"
+                              "g.generate('softmax', 'numpy')")

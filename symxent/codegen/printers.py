@@ -21,7 +21,6 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.codeprinter import CodePrinter
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
-from sympy.printing.pytorch import TorchPrinter
 
 _DENSE = ("dense",)
 
@@ -108,56 +107,6 @@ class NumpyArrayPrinter(_ArrayLayout, NumPyPrinter):
         for value, cond in reversed(expr.args[:-1]):
             out = f"{self._module_format('numpy.where')}({self._print(cond)}, {self._print(value)}, {out})"
         return out
-
-
-class TorchArrayPrinter(_ArrayLayout, TorchPrinter):
-    """Whole-tensor PyTorch expressions. Fixes SymPy's: ``Max(x, 0)`` (printed ``torch.max(0, x)``),
-    ``log1p``, ``sigmoid``, ``Piecewise``; the rest is SymPy's ``mapping``."""
-
-    _default_settings = {**TorchPrinter._default_settings, "names": {}, "shapes": {}, "array_bases": set()}
-
-    def _print_log1p(self, expr):
-        return f"{self._module_format('torch.log1p')}({self._print(expr.args[0])})"
-
-    def _print_sigmoid(self, expr):
-        return f"{self._module_format('torch.sigmoid')}({self._print(expr.args[0])})"
-
-    def _clamp_or(self, expr, bound, function):
-        numbers = [a for a in expr.args if a.is_number]
-        others = [a for a in expr.args if not a.is_number]
-        out = self._print(others[0])
-        for arg in others[1:]:
-            out = f"{self._module_format(function)}({out}, {self._print(arg)})"
-        for number in numbers:
-            out = f"{self._module_format('torch.clamp')}({out}, {bound}={self._print(number)})"
-        return out
-
-    def _print_Max(self, expr):
-        return self._clamp_or(expr, "min", "torch.maximum")
-
-    def _print_Min(self, expr):
-        return self._clamp_or(expr, "max", "torch.minimum")
-
-    def _print_Pow(self, expr, rational=False):
-        base, exponent = expr.as_base_exp()
-        if exponent == -1:
-            return f"1/{self.parenthesize(base, PRECEDENCE['Pow'])}"
-        return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**{self.parenthesize(exponent, PRECEDENCE['Pow'])}"
-
-    def _print_Piecewise(self, expr):
-        if expr.args[-1].cond != True:  # noqa: E712
-            raise ValueError(f"a Piecewise needs a final (value, True) branch: {expr}")
-        out = self._print(expr.args[-1].expr)
-        for value, cond in reversed(expr.args[:-1]):
-            out = f"{self._module_format('torch.where')}({self._print(cond)}, {self._print(value)}, {out})"
-        return out
-
-    def _print_Relational(self, expr):
-        ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-        return f"({self._print(expr.lhs)} {ops[expr.rel_op]} {self._print(expr.rhs)})"
-
-    def _print_Exp1(self, expr):
-        return "math.e"
 
 
 class CElementPrinter(_ArrayLayout, C99CodePrinter):

@@ -16,7 +16,7 @@ import sympy as sp
 from . import rewrites
 from .loss import INDEX_ROLES, Loss
 from .lowering import Lowered, Output, Statement
-from .printers import NumpyArrayPrinter, TorchArrayPrinter
+from .printers import NumpyArrayPrinter
 
 TEMPLATES = Path(__file__).parent / "templates"
 REGENERATE = "symxent codegen --all   (or: python -c 'import symxent.codegen as g; g.write_all(\"codegen\")')"
@@ -276,7 +276,12 @@ class NumpyTarget(ArrayTarget):
 
 class TorchTarget(ArrayTarget):
     name = "torch"
-    printer_class = TorchArrayPrinter
+
+    @property
+    def printer_class(self):
+        from .printers_torch import TorchArrayPrinter  # imports torch: only when printing torch code
+        return TorchArrayPrinter
+
     optims = rewrites.OPTIMS_TORCH
     ops = dict(
         imports="import math\n\nimport torch",
