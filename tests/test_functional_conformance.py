@@ -427,8 +427,8 @@ def test_default_backend_is_torch_for_tensors_and_numpy_for_arrays():
     np.testing.assert_allclose(out, F.cross_entropy(x, t).item(), rtol=1e-12)
 
 
-def test_cuda_backend_is_not_available_yet():
-    with pytest.raises(NotImplementedError, match="cuda"):
+def test_cuda_backend_takes_tensors():  # the rest of backend="cuda": tests/test_functional_cuda_backend.py
+    with pytest.raises(TypeError, match="backend='cuda' takes torch tensors"):
         sxf.cross_entropy(np.zeros((2, 3)), np.zeros(2, dtype=np.int64), backend="cuda")
 
 

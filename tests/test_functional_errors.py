@@ -159,8 +159,8 @@ def test_backend_does_not_match_the_input_kind():
         sxf.softmax(np.zeros(3), 0, backend="torch")
 
 
-def test_cuda_backend_not_available():
-    with pytest.raises(NotImplementedError, match="'cuda' backend is not available yet"):
+def test_cuda_backend_takes_tensors():  # the rest of backend="cuda": tests/test_functional_cuda_backend.py
+    with pytest.raises(TypeError, match="backend='cuda' takes torch tensors"):
         sxf.softmax(np.zeros(3), 0, backend="cuda")
 
 

@@ -2,8 +2,10 @@
 
 Functions: :func:`cross_entropy`, :func:`nll_loss`, :func:`log_softmax`, :func:`softmax`,
 :func:`binary_cross_entropy`, :func:`binary_cross_entropy_with_logits`, :func:`kl_div`; each takes
-``backend="numpy" | "torch" | "c"`` (default: torch for tensors, numpy for arrays) and, on the NumPy and C
-backends, ``return_grad=True`` / ``grad_output=`` for the gradient with respect to ``input``.
+``backend="numpy" | "torch" | "c" | "cuda"`` (default: torch for tensors, numpy for arrays) and, on the NumPy
+and C backends, ``return_grad=True`` / ``grad_output=`` for the gradient with respect to ``input``; torch
+and cuda differentiate with autograd. ``backend="cuda"`` runs the generated CUDA kernels on CUDA tensors,
+and its cross_entropy takes ``lse_square_scale`` (z-loss), ``return_lse`` and ``inplace_backward``.
 
 The losses and gradients come from kernels generated from the symbolic definitions
 (:func:`symxent.codegen.load_kernel`); this package adds PyTorch's semantics around them. Importing it

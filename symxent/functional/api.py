@@ -4,17 +4,21 @@ Same signatures, defaults, semantics and error messages as torch (shared SEMANTI
 keyword-only arguments:
 
 - ``backend``: ``"numpy"`` | ``"c"`` (NumPy arrays, no torch import), ``"torch"`` (tensors, autograd through a
-  custom op whose backward is the generated gradient), ``"cuda"`` (not available yet). Default: ``"torch"``
-  for tensors, ``"numpy"`` otherwise.
+  custom op whose backward is the generated gradient), ``"cuda"`` (float32 / float16 / bfloat16 CUDA tensors,
+  the generated CUDA kernels; autograd whose backward is the gradient the forward pass generated).
+  Default: ``"torch"`` for tensors, ``"numpy"`` otherwise.
 - ``return_grad`` (numpy / c): return ``(output, grad_input)``, the gradient with respect to ``input`` for
   upstream gradient 1 when the output is a scalar, otherwise for ``grad_output``.
 - ``grad_output`` (numpy / c, with ``return_grad``): the upstream gradient, an array of the output's shape
   (``reduction="none"``, softmax, log_softmax), or a scalar for a scalar output.
+
+:func:`cross_entropy` on ``backend="cuda"`` has three more keyword-only options (other backends accept only
+their defaults): ``lse_square_scale`` (the z-loss), ``return_lse`` and ``inplace_backward``.
 """
 from __future__ import annotations
 
 from . import semantics as sem
-from .dispatch import check_grad_request, resolve_backend
+from .dispatch import TENSOR_BACKENDS, check_grad_request, cuda_options, resolve_backend
 
 
 def _implementation(backend):
@@ -22,13 +26,17 @@ def _implementation(backend):
         from . import torch_ops
 
         return torch_ops
+    if backend == "cuda":
+        from . import cuda_ops
+
+        return cuda_ops
     from . import arrays
 
     return arrays
 
 
 def _arrays(backend, *values):
-    if backend == "torch":
+    if backend in TENSOR_BACKENDS:
         return values
     from .arrays import as_array
 
@@ -37,23 +45,36 @@ def _arrays(backend, *values):
 
 def _grad_kwargs(backend, return_grad, grad_output):
     check_grad_request(backend, return_grad, grad_output)
-    return {} if backend == "torch" else dict(backend=backend, return_grad=return_grad, grad_output=grad_output)
+    return {} if backend in TENSOR_BACKENDS else dict(backend=backend, return_grad=return_grad, grad_output=grad_output)
 
 
 # --- cross_entropy / nll_loss ----------------------------------------------------------------------
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
-                  label_smoothing=0.0, *, backend=None, return_grad=False, grad_output=None):
+                  label_smoothing=0.0, *, backend=None, return_grad=False, grad_output=None, lse_square_scale=0.0,
+                  return_lse=False, inplace_backward=False):
     r"""Cross-entropy from logits ``input`` (N, C, d1..dK) or (C,), as ``torch.nn.functional.cross_entropy``.
 
     Index targets:
     :math:`\ell_n = (1-\varepsilon)(-w_{y_n} \log s_{n,y_n}) + \frac{\varepsilon}{C}\sum_c (-w_c \log s_{n,c})`, 0 where ``y_n == ignore_index``; ``mean`` divides by :math:`W = \sum_n w_{y_n}` over non-ignored rows.
     Probability targets (same shape as input): :math:`\ell_n = -\sum_c w_c \tilde y_{n,c} \log s_{n,c}`,
     :math:`\tilde y = (1-\varepsilon) y + \varepsilon / C`; ``mean`` divides by the number of rows.
+
+    ``backend="cuda"`` only (other backends raise ``ValueError`` for anything but the defaults):
+
+    - ``lse_square_scale`` :math:`\lambda`: the z-loss :math:`+\lambda (\log \sum_c e^{z_{n,c}})^2` in each counted
+      row's loss (unweighted; ``mean`` divides it by the same W);
+    - ``return_lse``: return ``(loss, lse)``, ``lse`` the float32 logsumexp of each row in the shape of
+      ``reduction="none"`` (not differentiable);
+    - ``inplace_backward``: the forward pass writes the gradient into the logits' buffer (no extra memory;
+      the logits are overwritten, so nothing else may use them afterwards; (N, C, d1..dK) inputs are laid
+      out as rows in a copy first). Default: the input is left intact.
     """
     backend = resolve_backend(backend, input)
     reduction = sem.reduction_argument(reduction, size_average, reduce)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
+    kwargs.update(cuda_options(backend, lse_square_scale=lse_square_scale, return_lse=return_lse,
+                               inplace_backward=inplace_backward))
     input, target, weight = _arrays(backend, input, target, weight)
     eps = sem.label_smoothing_value(label_smoothing)
     if tuple(input.shape) == tuple(target.shape):
@@ -91,7 +112,7 @@ def _softmax_like(name, input, dim, dtype, backend, return_grad, grad_output):
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
     (input,) = _arrays(backend, input)
     if dtype is not None:
-        input = input.to(dtype) if backend == "torch" else input.astype(dtype)
+        input = input.to(dtype) if backend in TENSOR_BACKENDS else input.astype(dtype)
     dim = sem.softmax_dim(dim, input.ndim)
     return _implementation(backend).softmax_like(name, input, dim, **kwargs)
 

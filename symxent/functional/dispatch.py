@@ -1,8 +1,9 @@
 """Backend choice and kernel loading for :mod:`symxent.functional`.
 
 Backends: ``"numpy"`` and ``"c"`` take NumPy arrays and never import torch; ``"torch"`` takes tensors and
-differentiates with autograd through a torch.library custom op; ``"cuda"`` is reserved for the generated
-CUDA kernels (not available yet). The default is ``"torch"`` for tensors and ``"numpy"`` for anything else.
+differentiates with autograd through a torch.library custom op; ``"cuda"`` takes CUDA tensors and runs the
+generated CUDA kernels (:mod:`symxent.codegen.cuda.autograd`). The default is ``"torch"`` for tensors and
+``"numpy"`` for anything else. Only ``"cuda"`` has cross_entropy's :data:`CUDA_OPTIONS`.
 """
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import sys
 
 BACKENDS = ("numpy", "torch", "c", "cuda")
 ARRAY_BACKENDS = ("numpy", "c")
+TENSOR_BACKENDS = ("torch", "cuda")
+#: cross_entropy's options of the CUDA kernels, with their defaults (the only values other backends accept)
+CUDA_OPTIONS = {"lse_square_scale": 0.0, "return_lse": False, "inplace_backward": False}
 
 
 def is_tensor(value) -> bool:
@@ -24,25 +28,33 @@ def resolve_backend(backend, input) -> str:
         return "torch" if is_tensor(input) else "numpy"
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")
-    if backend == "cuda":
-        raise NotImplementedError(
-            "the 'cuda' backend is not available yet (it comes with the generated CUDA kernels); "
-            "use backend='torch' with CUDA tensors meanwhile")
     if backend in ARRAY_BACKENDS and is_tensor(input):
         raise TypeError(f"backend={backend!r} takes NumPy arrays, not torch tensors; "
                         f"use backend='torch' or pass tensor.numpy()")
-    if backend == "torch" and not is_tensor(input):
-        raise TypeError("backend='torch' takes torch tensors; use backend='numpy' or 'c' for NumPy arrays")
+    if backend in TENSOR_BACKENDS and not is_tensor(input):
+        raise TypeError(f"backend={backend!r} takes torch tensors; use backend='numpy' or 'c' for NumPy arrays")
     return backend
 
 
 def check_grad_request(backend, return_grad, grad_output):
-    """``return_grad`` / ``grad_output`` belong to the array backends (torch uses autograd)."""
-    if backend == "torch" and (return_grad or grad_output is not None):
-        raise ValueError("return_grad and grad_output are for the 'numpy' and 'c' backends; "
-                         "with backend='torch' use autograd (loss.backward())")
+    """``return_grad`` / ``grad_output`` belong to the array backends (torch and cuda use autograd)."""
+    if backend in TENSOR_BACKENDS and (return_grad or grad_output is not None):
+        raise ValueError(f"return_grad and grad_output are for the 'numpy' and 'c' backends; "
+                         f"with backend={backend!r} use autograd (loss.backward())")
     if grad_output is not None and not return_grad:
         raise ValueError("grad_output is used only with return_grad=True")
+
+
+def cuda_options(backend, **options) -> dict:
+    """cross_entropy's CUDA-only options: passed on for ``"cuda"``; other backends accept only the defaults."""
+    if backend == "cuda":
+        return options
+    for name, value in options.items():
+        if value != CUDA_OPTIONS[name]:
+            why = (": the generated numpy, torch and c cross_entropy kernels have no z-loss term"
+                   if name == "lse_square_scale" else "")
+            raise ValueError(f"cross_entropy: {name}={value!r} needs backend='cuda', not backend={backend!r}{why}")
+    return {}
 
 
 def kernel(name: str, backend: str):

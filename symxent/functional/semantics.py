@@ -126,6 +126,11 @@ class ClassLossSpec:
     ignore_index: int = -100
     label_smoothing: float = 0.0
 
+    @property
+    def function(self) -> str:
+        """The ``torch.nn.functional`` name: ``nll_loss`` or ``cross_entropy``."""
+        return "nll_loss" if self.kernel == "nll" else "cross_entropy"
+
 
 @dataclass(frozen=True)
 class ElementwiseSpec:
@@ -140,6 +145,12 @@ class ElementwiseSpec:
     reduction: str
     denominator: int
     log_target: bool = False
+
+    @property
+    def function(self) -> str:
+        """The ``torch.nn.functional`` name (``binary_cross_entropy``, ... ``kl_div``)."""
+        names = {"bce": "binary_cross_entropy", "bce_with_logits": "binary_cross_entropy_with_logits"}
+        return names.get(self.kernel, self.kernel)
 
 
 def _class_layout(input_shape, probability) -> ClassLayout:
@@ -189,6 +200,18 @@ def index_target_layout(input_shape, target_shape, target_dtype) -> ClassLayout:
     if dtype_name(target_dtype) not in ("Long", "Byte"):
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {dtype_name(target_dtype)}")
     return _class_layout(input_shape, probability=False)
+
+
+def check_differentiable(function, target=None, **weights):
+    """Only ``input`` is differentiated: a target that requires grad is not supported, and weights are
+    not differentiable (torch's wording)."""
+    if getattr(target, "requires_grad", False):
+        raise NotImplementedError(f"symxent {function}: the gradient with respect to the target is not "
+                                  f"implemented (detach the target)")
+    for name, value in weights.items():
+        if getattr(value, "requires_grad", False):
+            raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
+                               f"'{name}'. This input cannot have requires_grad True.")
 
 
 def check_class_weight(weight, num_classes, input_dtype, *, probability=False):

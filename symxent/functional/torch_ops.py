@@ -182,17 +182,6 @@ def _work_dtype(dtype):
     return torch.float32 if dtype in _HALF_TYPES else dtype
 
 
-def _check_differentiable(function, input, target=None, **weights):
-    """Only ``input`` is differentiated (as in torch for weights; targets are not supported here)."""
-    if target is not None and target.requires_grad:
-        raise NotImplementedError(f"symxent {function}: the gradient with respect to the target is not "
-                                  f"implemented (detach the target)")
-    for name, value in weights.items():
-        if value is not None and value.requires_grad:
-            raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
-                               f"'{name}'. This input cannot have requires_grad True.")
-
-
 def _want_grad(input):
     return torch.is_grad_enabled() and input.requires_grad
 
@@ -200,8 +189,7 @@ def _want_grad(input):
 def class_loss(spec, input, target, weight):
     """cross_entropy (index or probability targets) and nll_loss on tensors (``spec``: ClassLossSpec)."""
     layout, reduction, ignore_index = spec.layout, spec.reduction, spec.ignore_index
-    name = "nll_loss" if spec.kernel == "nll" else "cross_entropy"
-    _check_differentiable(name, input, target if layout.probability else None, weight=weight)
+    sem.check_differentiable(spec.function, target if layout.probability else None, weight=weight)
     dtype = torch.promote_types(input.dtype, target.dtype) if layout.probability else input.dtype
     work = _work_dtype(dtype)
     classes, want_grad = layout.num_classes, _want_grad(input)
@@ -238,8 +226,7 @@ def _flat(tensor, shape, dtype):
 def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
     """binary_cross_entropy (``bce``), ``bce_with_logits`` and ``kl_div`` on tensors (``spec``: ElementwiseSpec)."""
     name, shape = spec.kernel, spec.shape
-    function = {"bce": "binary_cross_entropy", "bce_with_logits": "binary_cross_entropy_with_logits"}.get(name, name)
-    _check_differentiable(function, input, target, weight=weight, pos_weight=pos_weight)
+    sem.check_differentiable(spec.function, target, weight=weight, pos_weight=pos_weight)
     dtype = torch.promote_types(input.dtype, target.dtype)
     work, want_grad = _work_dtype(dtype), _want_grad(input)
     x, t = _flat(input, shape, work), _flat(target, shape, work)

@@ -96,10 +96,17 @@ def _refuse_grad(**tensors):
                                       f"{name} requires grad (detach it, or use backend='torch')")
 
 
+def _without_grad_if_disabled(input):
+    """Under ``torch.no_grad()`` a Function's forward still sees ``needs_input_grad``: detach the input so
+    no gradient is computed (and ``inplace_backward`` never overwrites the logits)."""
+    return input if torch.is_grad_enabled() else input.detach()
+
+
 def row_loss(kernel, input, target, weight=None, *, options=None, ignore_index=-100, reduction="mean",
              return_lse=False, inplace_backward=False):
     """A row loss through a loaded :class:`~symxent.codegen.cuda.loader.RowKernel`."""
     _refuse_grad(target=target, weight=weight)
+    input = _without_grad_if_disabled(input)
     call = RowOptions(dict(options or {}), int(ignore_index), reduction, bool(return_lse), bool(inplace_backward))
     return _RowLoss.apply(input, target, weight, kernel, call)
 
@@ -142,6 +149,7 @@ def log_softmax(input):
 
 def _elementwise(name, x, others, options=None, reduction="mean"):
     _refuse_grad(**others)
+    x = _without_grad_if_disabled(x)
     return _ElementwiseLoss.apply(x, load_cuda_kernel(name), others, dict(options or {}), reduction)
 
 

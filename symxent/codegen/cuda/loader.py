@@ -365,6 +365,7 @@ class ElementwiseKernel(CudaKernel):
             raise TypeError(f"{self.name}: unknown input(s) {unknown}; inputs: {list(self.inputs)}")
         x = inputs.get(self.inputs[0])
         self.check_input(x, self.inputs[0], ndim=None)
+        x = x.contiguous()  # the kernel writes loss and grad in x's element order: keep that order row-major
         values, by_name = self.param_values(options)
         case = self.case_index(by_name)
         numel = x.numel()
