@@ -76,9 +76,9 @@ def cmd_verify(args) -> int:
     def progress(index, total, result):
         if args.quiet:
             return
-        mark = "ok  " if result.ok else "FAIL"
+        mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[result.status]
         stream.write(f"[{index:3d}/{total}] {mark} {result.group}: {result.name} ({result.seconds:.2f} s)\n")
-        if not result.ok:
+        if result.ok is not True:
             stream.write(f"           {result.detail}\n")
         stream.flush()
 
@@ -89,16 +89,17 @@ def cmd_verify(args) -> int:
     else:
         groups = {}
         for r in results:
-            g = groups.setdefault(r.group, [0, 0, 0.0])
-            g[0 if r.ok else 1] += 1
-            g[2] += r.seconds
-        rows = [(name, p, f, f"{s:.2f}") for name, (p, f, s) in groups.items()]
-        print(table(rows, ["group", "passed", "failed", "seconds"]))
-        failed = [r for r in results if not r.ok]
-        for r in failed:
-            print(f"FAILED {r.group}: {r.name}: {r.detail}")
-        print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.1f} s")
-    return 0 if all(r.ok for r in results) else 1
+            g = groups.setdefault(r.group, {"passed": 0, "failed": 0, "skipped": 0, "seconds": 0.0})
+            g[r.status] += 1
+            g["seconds"] += r.seconds
+        rows = [(name, g["passed"], g["failed"], g["skipped"], f"{g['seconds']:.2f}") for name, g in groups.items()]
+        print(table(rows, ["group", "passed", "failed", "skipped", "seconds"]))
+        for r in results:
+            if r.ok is not True:
+                print(f"{r.status.upper()} {r.group}: {r.name}: {r.detail}")
+        counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+        print(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped in {elapsed:.1f} s")
+    return 1 if any(r.ok is False for r in results) else 0
 
 
 def cmd_derive(args) -> int:

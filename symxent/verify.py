@@ -26,7 +26,8 @@ CHECK_MODULES = (
 
 @dataclass(frozen=True)
 class Check:
-    """One named check; ``run()`` returns ``(ok, detail)``."""
+    """One named check; ``run()`` returns ``(ok, detail)``, ``ok`` None when the check cannot run here
+    (e.g. it needs a GPU): reported as skipped, never as passed."""
 
     group: str
     name: str
@@ -37,12 +38,17 @@ class Check:
 class CheckResult:
     group: str
     name: str
-    ok: bool
+    ok: bool | None  # None: skipped
     detail: str
     seconds: float
 
+    @property
+    def status(self) -> str:
+        return "skipped" if self.ok is None else "passed" if self.ok else "failed"
+
     def to_dict(self) -> dict:
-        return dict(group=self.group, name=self.name, ok=self.ok, detail=self.detail, seconds=self.seconds)
+        return dict(group=self.group, name=self.name, status=self.status, ok=self.ok, detail=self.detail,
+                    seconds=self.seconds)
 
 
 def collect(modules: Iterable[str] = CHECK_MODULES) -> list:
@@ -59,7 +65,8 @@ def run_check(check: Check) -> CheckResult:
         ok, detail = check.run()
     except Exception as exc:  # a crash is a failed check, with its cause
         ok, detail = False, f"raised {type(exc).__name__}: {exc} | {traceback.format_exc(limit=2).splitlines()[-1]}"
-    return CheckResult(check.group, check.name, bool(ok), str(detail), time.perf_counter() - start)
+    return CheckResult(check.group, check.name, None if ok is None else bool(ok), str(detail),
+                       time.perf_counter() - start)
 
 
 def run_all(checks: list, progress: Callable[[int, int, CheckResult], None] | None = None) -> list:

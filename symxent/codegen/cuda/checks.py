@@ -21,7 +21,7 @@ def check_cross_entropy_on_gpu() -> tuple:
     from .loader import unavailable_reason
     reason = unavailable_reason()
     if reason is not None:
-        return True, f"not run: {reason}"
+        return None, f"skipped: {reason}"
     import torch
     import torch.nn.functional as F
 
