@@ -63,3 +63,33 @@ def test_strings_are_never_parsed_as_vectors():
 def test_mismatched_vector_lengths_are_rejected():
     with pytest.raises(ValueError, match="different numbers of classes"):
         sx.cross_entropy((0.5, 0.5), (0.2, 0.3, 0.5))
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: sx.bce_with_logits(s, 1),
+    lambda s: sx.bce(s, 1),
+    lambda s: sx.softmax_cross_entropy((1, 2), s),
+    lambda s: sx.softmax((1, 2), s),
+    lambda s: sx.self_information(s),
+    lambda s: sx.xlogy(s, 2),
+    lambda s: sx.reduce([s], "sum"),
+])
+def test_string_arguments_are_never_evaluated(call, tmp_path):
+    """A string where a number belongs is a TypeError; sympify would have run it."""
+    marker = tmp_path / "pwned"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).write_text('x')"
+    with pytest.raises(TypeError, match="strings are not parsed"):
+        call(payload)
+    assert not marker.exists()
+
+
+def test_derivation_and_user_loss_refuse_strings(tmp_path):
+    from symxent.derive import gradient
+
+    marker = tmp_path / "pwned"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).write_text('x')"
+    with pytest.raises(TypeError, match="strings are not parsed"):
+        gradient(payload, sx.vector("z"))
+    with pytest.raises(TypeError, match="strings are not parsed"):
+        sx.Loss.from_expr(payload, name="evil")
+    assert not marker.exists()

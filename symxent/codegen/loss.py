@@ -150,7 +150,7 @@ class Loss:
         """
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise ValueError(f"loss name {name!r}: use lower-case letters, digits and '_' (a Python identifier)")
-        expr = sp.sympify(expr)
+        expr = d.as_expr(expr, "expr")  # a SymPy expression: strings go through Loss.from_formula
         bases = {e.base for e in expr.atoms(sp.Indexed)}
         rows = [b for b in bases if str(b.label) == logits]
         if not rows:

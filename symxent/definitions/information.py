@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .symbols import Vector, as_vector, class_sum
+from .symbols import Vector, as_expr, as_vector, class_sum
 
 _BASE_NAMES = {"e": sp.E, "nat": sp.E, "nats": sp.E, "2": 2, "bit": 2, "bits": 2,
                "10": 10, "hartley": 10, "hartleys": 10, "dit": 10}
@@ -25,7 +25,7 @@ def log_base(base) -> sp.Expr:
             ) from None
     if isinstance(base, bool) or not isinstance(base, (int, float, sp.Basic)):
         raise ValueError(f"unknown log base {base!r}: use e (nats), 2 (bits), 10, or a positive number other than 1")
-    b = sp.sympify(base)
+    b = as_expr(base, "base")
     if b.is_positive is False or b == 1 or (b.is_number and not b.is_positive):
         raise ValueError(f"log base must be positive and not 1, got {base!r}")
     return b
@@ -39,7 +39,7 @@ def log_b(value, base=sp.E) -> sp.Expr:
 
 def xlogy(weight, value, base=sp.E) -> sp.Expr:
     """``weight * log_b(value)``, and exactly 0 where ``weight`` is 0 (``0 log 0 = 0``)."""
-    weight = sp.sympify(weight)
+    weight = as_expr(weight, "weight")
     if weight.is_zero:
         return sp.S.Zero
     return weight * log_b(value, base)
@@ -59,9 +59,7 @@ def _probability_vector(p, name: str) -> Vector:
 
 
 def _probability(p, name: str = "p") -> sp.Expr:
-    if isinstance(p, (str, bytes)):
-        raise TypeError(f"{name}: expected a number or SymPy expression, got a string")
-    value = sp.sympify(p)
+    value = as_expr(p, name)
     if value.is_number and value.is_real and (value < 0 or value > 1):
         raise ValueError(f"{name} = {value} is not a probability: it must lie in [0, 1]")
     return value

@@ -19,7 +19,7 @@ import sympy as sp
 
 from .functions import log_sigmoid
 from .softmax import log_softmax
-from .symbols import MappedVector, Vector, as_vector, class_sum, common_length, length
+from .symbols import MappedVector, Vector, as_expr, as_vector, class_sum, common_length, length
 
 REDUCTIONS = ("none", "mean", "sum")
 #: PyTorch clamps the logs of binary_cross_entropy at this value
@@ -37,9 +37,7 @@ def check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> str:
 
 def check_label_smoothing(eps) -> sp.Expr:
     """``eps`` must lie in [0, 1] (PyTorch's wording); a symbol is accepted as is."""
-    if isinstance(eps, (str, bytes)):
-        raise TypeError("label_smoothing must be a number or a SymPy expression, not a string")
-    value = sp.sympify(eps)
+    value = as_expr(eps, "label_smoothing")
     if value.is_number and (not value.is_real or value < 0 or value > 1):
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {eps}")
     return value
@@ -62,7 +60,7 @@ def _class_weights(weight, like: Vector) -> Vector:
 
 
 def _check_target_index(target, num_classes):
-    target = sp.sympify(target)
+    target = as_expr(target, "target")
     if target.is_Integer and isinstance(num_classes, int) and not 0 <= int(target) < num_classes:
         raise IndexError(f"Target {int(target)} is out of bounds.")
     return target
@@ -128,7 +126,7 @@ def softmax_cross_entropy_prob(z, y, weight=None, label_smoothing=0) -> sp.Expr:
 
 
 def _check_unit_interval(value, name):
-    value = sp.sympify(value)
+    value = as_expr(value, name)
     if value.is_number and (value.is_real is False or value < 0 or value > 1 or value is sp.nan):
         raise ValueError(f"all elements of {name} should be between 0 and 1")
     return value
@@ -136,7 +134,7 @@ def _check_unit_interval(value, name):
 
 def clamped_log(value) -> sp.Expr:
     r"""PyTorch's clamped log of binary_cross_entropy: :math:`\max(\log v, -100)` (and -100 at 0)."""
-    value = sp.sympify(value)
+    value = as_expr(value, "input")
     if value.is_zero:
         return sp.Integer(BCE_LOG_CLAMP)
     return sp.Max(sp.log(value), BCE_LOG_CLAMP)
@@ -146,7 +144,7 @@ def bce(p, t, weight=1) -> sp.Expr:
     r"""Binary cross-entropy on a probability: :math:`-w (t \max(\log p, -100) + (1 - t) \max(\log(1 - p), -100))`."""
     p = _check_unit_interval(p, "input")
     t = _check_unit_interval(t, "target")
-    return -sp.sympify(weight) * (t * clamped_log(p) + (1 - t) * clamped_log(1 - p))
+    return -as_expr(weight, "weight") * (t * clamped_log(p) + (1 - t) * clamped_log(1 - p))
 
 
 def bce_with_logits(x, t, pos_weight=1, weight=1) -> sp.Expr:
@@ -154,7 +152,8 @@ def bce_with_logits(x, t, pos_weight=1, weight=1) -> sp.Expr:
 
     Without ``pos_weight`` this is :math:`\mathrm{softplus}(x) - t x`.
     """
-    x, t, pw, w = (sp.sympify(v) for v in (x, t, pos_weight, weight))
+    x, t, pw, w = (as_expr(v, name) for v, name in ((x, "input"), (t, "target"), (pos_weight, "pos_weight"),
+                                                        (weight, "weight")))
     return w * ((1 - t) * x - (1 + (pw - 1) * t) * log_sigmoid(x))
 
 
@@ -195,13 +194,13 @@ def _flat(values) -> list:
 def reduce(losses: Sequence[sp.Expr], reduction: str, denominator=None):
     """``none``: the tuple of losses; ``sum``: their sum; ``mean``: sum / denominator (count by default)."""
     check_reduction(reduction)
-    losses = tuple(sp.sympify(v) for v in losses)
+    losses = tuple(as_expr(v, "loss") for v in losses)
     if reduction == "none":
         return losses
     total = sp.Add(*losses)
     if reduction == "sum":
         return total
-    denominator = sp.Integer(len(losses)) if denominator is None else sp.sympify(denominator)
+    denominator = sp.Integer(len(losses)) if denominator is None else as_expr(denominator, "denominator")
     return sp.nan if denominator.is_zero else total / denominator
 
 

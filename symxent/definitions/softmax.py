@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .symbols import MappedVector, Vector, as_vector, class_sum, j, length, materialise
+from .symbols import MappedVector, Vector, as_expr, as_vector, class_sum, j, length, materialise
 
 
 def logsumexp(z) -> sp.Expr:
@@ -18,7 +18,7 @@ def logsumexp(z) -> sp.Expr:
 
 def _vector_or_element(element, z: Vector, k):
     if k is not None:
-        return element(sp.sympify(k))
+        return element(as_expr(k, "k"))
     return materialise(MappedVector(element, length(z)))
 
 

@@ -48,7 +48,7 @@ class MappedVector:
     length: Union[int, sp.Expr]
 
     def __getitem__(self, index):
-        return self.element(sp.sympify(index))
+        return self.element(as_expr(index, "index"))
 
 
 Vector = Union[tuple, SymbolicVector, MappedVector]
@@ -60,7 +60,12 @@ def vector(name: str, length: sp.Expr = n, **assumptions) -> SymbolicVector:
     return SymbolicVector(sp.IndexedBase(name, **assumptions), length)
 
 
-def _as_number_or_expr(value, where: str) -> sp.Expr:
+def as_expr(value, where: str = "value") -> sp.Expr:
+    """``value`` as a SymPy object: a SymPy object as is, a (Python or NumPy) number converted.
+
+    Anything else is a ``TypeError``: strings in particular are never handed to ``sympify`` (which
+    would ``eval`` them); parse formulas with :func:`symxent.prove.parse_formula`.
+    """
     if isinstance(value, sp.Basic):
         return value
     if isinstance(value, bool) or not isinstance(value, Number):
@@ -68,7 +73,7 @@ def _as_number_or_expr(value, where: str) -> sp.Expr:
             f"{where}: expected a number or a SymPy expression, got {type(value).__name__} "
             f"{value!r} (strings are not parsed here: use symxent.prove.parse_formula or sympy.Rational)"
         )
-    return sp.sympify(value)  # a Python number only: never a string
+    return sp.sympify(value)  # a number only: never a string
 
 
 def as_vector(v, name: str = "vector") -> Vector:
@@ -88,7 +93,7 @@ def as_vector(v, name: str = "vector") -> Vector:
         raise TypeError(f"{name}: expected a vector, got a string")
     if len(v) == 0:
         raise ValueError(f"{name}: a vector needs at least one class, got an empty one")
-    return tuple(_as_number_or_expr(e, f"{name}[{idx}]") for idx, e in enumerate(v))
+    return tuple(as_expr(e, f"{name}[{idx}]") for idx, e in enumerate(v))
 
 
 def length(v: Vector):

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 import sympy as sp
 from sympy.concrete.delta import deltasummation
 
-from ..definitions import SymbolicVector, eliminate, sigmoid
+from ..definitions import SymbolicVector, as_expr, eliminate, sigmoid
 from ..definitions.symbols import k as _k, l as _l
 
 
@@ -298,9 +298,9 @@ def gradient(expr, wrt, k=_k, constraints: Sequence = (), *, collect: Sequence =
     """
     start = time.perf_counter()
     var, base, size = _variable(wrt, k)
-    steps, function = _opening_steps(sp.sympify(expr), definition, rewrites, symbol)
+    steps, function = _opening_steps(as_expr(expr, "expr"), definition, rewrites, symbol)
     more, result = _derivative_steps(function, var, base, size, _partial(symbol, [var]), constraints, collect)
-    return Derivation(name, sp.sympify(expr), (var,), result, steps + more, time.perf_counter() - start, symbol)
+    return Derivation(name, as_expr(expr, "expr"), (var,), result, steps + more, time.perf_counter() - start, symbol)
 
 
 def hessian(expr, wrt, k=_k, l=_l, constraints: Sequence = (), *, collect: Sequence = (), name: str = "",
@@ -309,11 +309,11 @@ def hessian(expr, wrt, k=_k, l=_l, constraints: Sequence = (), *, collect: Seque
     start = time.perf_counter()
     var_k, base, size = _variable(wrt, k)
     var_l, _, _ = _variable(wrt, l)
-    steps, function = _opening_steps(sp.sympify(expr), definition, (), symbol)
+    steps, function = _opening_steps(as_expr(expr, "expr"), definition, (), symbol)
     first, grad = _derivative_steps(function, var_k, base, size, _partial(symbol, [var_k]), constraints, ())
     second, result = _derivative_steps(grad, var_l, base, size, _partial(symbol, [var_k, var_l]),
                                        constraints, collect)
-    return Derivation(name, sp.sympify(expr), (var_k, var_l), result, steps + first + second,
+    return Derivation(name, as_expr(expr, "expr"), (var_k, var_l), result, steps + first + second,
                       time.perf_counter() - start, symbol)
 
 
@@ -339,7 +339,7 @@ def canonical_dummies(expr: sp.Expr) -> sp.Expr:
 def is_zero(expr: sp.Expr) -> bool | None:
     """True when ``expr`` simplifies to 0 (named pieces written out, sums renamed canonically);
     None when that does not happen: unknown is not zero."""
-    e = canonical_dummies(eliminate(named(sp.sympify(expr))))
+    e = canonical_dummies(eliminate(named(as_expr(expr, "expr"))))
     for simplifier in (lambda v: sp.cancel(expand_linear(v)), sp.simplify):
         try:
             if simplifier(e) == 0:
