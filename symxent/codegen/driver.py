@@ -31,12 +31,14 @@ def targets() -> dict:
     return table
 
 
-def as_loss(name_or_loss) -> Loss:
+def as_loss(name_or_loss, registry=None, what: str = "loss") -> Loss:
+    """A :class:`Loss` as is, or the one called ``name_or_loss`` in ``registry`` (default :data:`KERNELS`)."""
     if isinstance(name_or_loss, Loss):
         return name_or_loss
-    if name_or_loss not in KERNELS:
-        raise KeyError(f"unknown loss {name_or_loss!r}; known: {', '.join(sorted(KERNELS))}")
-    return KERNELS[name_or_loss]
+    registry = KERNELS if registry is None else registry
+    if name_or_loss not in registry:
+        raise KeyError(f"unknown {what} {name_or_loss!r}; known: {', '.join(sorted(registry))}")
+    return registry[name_or_loss]
 
 
 def _target(target):

@@ -36,6 +36,18 @@ class _ArrayLayout:
     _print_Sum = CodePrinter._print_not_supported
     _print_ClassAxisNode = CodePrinter._print_not_supported
 
+    def _select(self, cond: str, value: str, otherwise: str) -> str:  # pragma: no cover - each printer's own
+        raise NotImplementedError
+
+    def _print_Piecewise(self, expr):
+        """Nested selects (``where`` / ``?:``), innermost the final ``(value, True)`` branch."""
+        if expr.args[-1].cond != True:  # noqa: E712 - SymPy's true
+            raise ValueError(f"a Piecewise needs a final (value, True) branch: {expr}")
+        out = self._print(expr.args[-1].expr)
+        for value, cond in reversed(expr.args[:-1]):
+            out = self._select(self._print(cond), self._print(value), out)
+        return out
+
     def _name(self, obj):
         return self._settings["names"].get(obj)
 
@@ -100,13 +112,8 @@ class NumpyArrayPrinter(_ArrayLayout, NumPyPrinter):
             out = f"{self._module_format(function)}({out}, {self._print(arg)})"
         return out
 
-    def _print_Piecewise(self, expr):
-        if expr.args[-1].cond != True:  # noqa: E712 - SymPy's true
-            raise ValueError(f"a Piecewise needs a final (value, True) branch: {expr}")
-        out = self._print(expr.args[-1].expr)
-        for value, cond in reversed(expr.args[:-1]):
-            out = f"{self._module_format('numpy.where')}({self._print(cond)}, {self._print(value)}, {out})"
-        return out
+    def _select(self, cond: str, value: str, otherwise: str) -> str:
+        return f"{self._module_format('numpy.where')}({cond}, {value}, {otherwise})"
 
 
 class CElementPrinter(_ArrayLayout, C99CodePrinter):
@@ -144,13 +151,8 @@ class CElementPrinter(_ArrayLayout, C99CodePrinter):
     def _print_Relational(self, expr):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
-    def _print_Piecewise(self, expr):
-        if expr.args[-1].cond != True:  # noqa: E712
-            raise ValueError(f"a Piecewise needs a final (value, True) branch: {expr}")
-        out = self._print(expr.args[-1].expr)
-        for value, cond in reversed(expr.args[:-1]):
-            out = f"({self._print(cond)} ? {self._print(value)} : {out})"
-        return out
+    def _select(self, cond: str, value: str, otherwise: str) -> str:
+        return f"({cond} ? {value} : {otherwise})"
 
 
 def c_printer(ctype: str, names: dict, shapes: dict, bases) -> CElementPrinter:

@@ -42,13 +42,8 @@ class TorchArrayPrinter(_ArrayLayout, TorchPrinter):
             return f"1/{self.parenthesize(base, PRECEDENCE['Pow'])}"
         return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**{self.parenthesize(exponent, PRECEDENCE['Pow'])}"
 
-    def _print_Piecewise(self, expr):
-        if expr.args[-1].cond != True:  # noqa: E712
-            raise ValueError(f"a Piecewise needs a final (value, True) branch: {expr}")
-        out = self._print(expr.args[-1].expr)
-        for value, cond in reversed(expr.args[:-1]):
-            out = f"{self._module_format('torch.where')}({self._print(cond)}, {self._print(value)}, {out})"
-        return out
+    def _select(self, cond: str, value: str, otherwise: str) -> str:
+        return f"{self._module_format('torch.where')}({cond}, {value}, {otherwise})"
 
     def _print_Relational(self, expr):
         ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..driver import lowered_functions
+from ..driver import as_loss, lowered_functions
 from ..loss import Loss
 from .losses import CUDA_LOSSES
 from .target import CudaTarget
 
 
 def as_cuda_loss(name_or_loss) -> Loss:
-    if isinstance(name_or_loss, Loss):
-        return name_or_loss
-    if name_or_loss not in CUDA_LOSSES:
-        raise KeyError(f"unknown CUDA kernel {name_or_loss!r}; known: {', '.join(sorted(CUDA_LOSSES))}")
-    return CUDA_LOSSES[name_or_loss]
+    return as_loss(name_or_loss, CUDA_LOSSES, "CUDA kernel")
 
 
 def cuda_files(name_or_loss) -> dict:
