@@ -36,6 +36,20 @@ def _print_json(records) -> None:
     print(json.dumps(records, indent=2, ensure_ascii=False, default=str))
 
 
+def _show_as_json_or_latex(args, result) -> bool:
+    """Print a derivation or verdict as JSON (``--json``) or LaTeX (``--latex``); False if neither was asked."""
+    if args.json:
+        _print_json(result.to_dict())
+    elif args.latex:
+        print(result.latex())
+    return bool(args.json or args.latex)
+
+
+def _print_steps(steps, indent: str) -> None:
+    for step in steps:
+        print(f"{indent}{step.explanation}:\n{indent}    {step.expr}")
+
+
 # --- subcommands ----------------------------------------------------------------------------
 
 def cmd_examples(args) -> int:
@@ -116,13 +130,8 @@ def cmd_derive(args) -> int:
         derivation = DERIVATIONS[args.name].derive(wrt=args.wrt)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if args.json:
-        _print_json(derivation.to_dict())
-    elif args.latex:
-        print(derivation.latex())
-    else:
-        for step in derivation.steps:
-            print(f"{step.explanation}:\n    {step.expr}")
+    if not _show_as_json_or_latex(args, derivation):
+        _print_steps(derivation.steps, indent="")
         print(f"\nresult ({derivation.seconds:.3f} s):\n    {derivation.result}")
     return 0
 
@@ -142,14 +151,9 @@ def cmd_prove(args) -> int:
         raise UserError(f"bad formula: {exc}") from None
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if args.json:
-        _print_json(verdict.to_dict())
-    elif args.latex:
-        print(verdict.latex())
-    else:
+    if not _show_as_json_or_latex(args, verdict):
         print(f"{verdict.status} ({verdict.method}, {verdict.seconds:.3f} s)")
-        for step in verdict.steps:
-            print(f"  {step.explanation}:\n      {step.expr}")
+        _print_steps(verdict.steps, indent="  ")
         if verdict.counterexample:
             print("counterexample (mpmath, 50 digits):")
             for key, value in verdict.counterexample.items():
