@@ -4,9 +4,11 @@ torch.compile, Liger-Kernel and a device-to-device copy of the same bytes.
     python benchmarks/bench_cuda.py                 # the table of benchmarks/README.md (H100: ~2 minutes)
     python benchmarks/bench_cuda.py --quick         # small shapes, a smoke run
     python benchmarks/bench_cuda.py --json out.json # also save every number
+    python benchmarks/bench_cuda.py --shapes 8192x128256 --dtypes bf16   # one case
 
-What is timed (as in shared ANCHORS.md): ``loss = f(x, t); loss.backward()`` with ``reduction="mean"``,
-``ignore_index=-100`` and every 17th target ignored; CUDA events around each call, the median of
+What is timed (as in the anchors' protocol): ``loss = f(x, t); loss.backward()`` with ``reduction="mean"``,
+``ignore_index=-100`` and every 17th target ignored; CUDA events around each call, a 256 MB write
+before each call (untimed) so that no call finds its inputs in L2, the median (and the spread) of
 ``--repeats`` (20) after ``--warmup`` (5) calls. Effective bandwidth is ``2 * N * V * bytes / time`` (one
 read of the logits, one write of the gradient: the least any forward + backward can move); the copy
 moves exactly those bytes (``y.copy_(x)``), the practical limit. Extra memory is the peak allocated
@@ -79,12 +81,25 @@ def liger_loss():
 
 # --- measuring -------------------------------------------------------------------------------------
 
+#: written between timed calls so that no contender finds its inputs in the 50-60 MB L2 (untimed)
+_L2_FLUSH = None
+
+
+def flush_l2():
+    global _L2_FLUSH
+    if _L2_FLUSH is None:
+        _L2_FLUSH = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
+    _L2_FLUSH.zero_()
+
+
 def time_call(fn, warmup, repeats, before=None):
-    """Median milliseconds of ``fn()`` (CUDA events); ``before()`` runs untimed before each call."""
+    """(median, min, max) milliseconds of ``fn()`` (CUDA events); ``before()`` and an L2 flush run untimed
+    before each call."""
     times = []
     for i in range(warmup + repeats):
         if before is not None:
             before()
+        flush_l2()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
@@ -92,7 +107,7 @@ def time_call(fn, warmup, repeats, before=None):
         end.synchronize()
         if i >= warmup:
             times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return statistics.median(times), min(times), max(times)
 
 
 def extra_memory(fn, before=None):
@@ -124,15 +139,16 @@ def measure(name, loss_fn, base, t, options, warmup, repeats, overwrites_input):
 
     before()
     loss_value = float(loss_fn(x, t, **options).detach().float())  # a first call: compiles / builds, and checks
-    ms = time_call(call, warmup, repeats, before)
+    ms, fastest, slowest = time_call(call, warmup, repeats, before)
     extra = extra_memory(call, before)
     x.grad = None
-    return dict(method=name, ms=ms, extra_bytes=extra, loss=loss_value)
+    return dict(method=name, ms=ms, min_ms=fastest, max_ms=slowest, extra_bytes=extra, loss=loss_value)
 
 
 def copy_time(base, warmup, repeats):
     y = torch.empty_like(base)
-    return time_call(lambda: y.copy_(base), warmup, repeats)
+    ms, fastest, slowest = time_call(lambda: y.copy_(base), warmup, repeats)
+    return dict(method="copy (limit)", ms=ms, min_ms=fastest, max_ms=slowest, extra_bytes=0, loss=None)
 
 
 def run_case(rows, cols, dtype_name, args, options=None, label=""):
@@ -145,7 +161,7 @@ def run_case(rows, cols, dtype_name, args, options=None, label=""):
     if options.pop("weighted", False):
         options["weight"] = (torch.rand(cols, device="cuda", generator=g) + 0.5).to(dtype)
     bytes_moved = 2 * rows * cols * base.element_size()
-    results = [dict(method="copy (limit)", ms=copy_time(base, args.warmup, args.repeats), extra_bytes=0, loss=None)]
+    results = [copy_time(base, args.warmup, args.repeats)]
     contenders = [("symxent", symxent_loss(False), False), ("symxent inplace", symxent_loss(True), True)]
     if not args.no_torch:
         contenders += [("torch eager", eager_loss, False), ("torch.compile", compiled_loss(), False)]
@@ -176,14 +192,15 @@ def print_case(case):
     head = f"{case['rows']} x {case['cols']}, {case['dtype']}" + (f" ({case['label']})" if case["label"] else "")
     print(f"\n{head}")
     copy_ms = case["results"][0]["ms"]
-    print(f"  {'method':<16} {'time ms':>9} {'TB/s':>6} {'of copy':>8} {'extra GB':>9}  loss")
+    print(f"  {'method':<16} {'median ms':>9} {'min-max ms':>15} {'TB/s':>6} {'of copy':>8} {'extra GB':>9}  loss")
     for r in case["results"]:
         share = copy_ms / r["ms"] if r.get("ms") else None
         extra = r["extra_bytes"] / 1e9 if r.get("extra_bytes") is not None else None
         loss = fmt(r.get("loss"), ".5f") if r.get("loss") is not None else ""
         tail = f"  {r['error']}" if r.get("error") else ""
-        print(f"  {r['method']:<16} {fmt(r.get('ms'), '9.3f')} {fmt(r.get('tb_s'), '6.2f')} "
-              f"{fmt(share and 100 * share, '7.1f')}% {fmt(extra, '9.3f')}  {loss}{tail}")
+        spread = f"{r['min_ms']:.3f}-{r['max_ms']:.3f}" if r.get("min_ms") is not None else "-"
+        print(f"  {r['method']:<16} {fmt(r.get('ms'), '9.3f')} {spread:>15} {fmt(r.get('tb_s'), '6.2f')} "
+              f"{fmt(share and 100 * share, '7.1f')}% {fmt(extra, '9.3f')}  {loss}{tail}", flush=True)
 
 
 def ms_of(case, method):
@@ -221,6 +238,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--shapes", nargs="+", metavar="NxV", help="shapes to time (default: the three of the table)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--no-torch", action="store_true", help="skip torch eager and torch.compile")
@@ -236,11 +254,15 @@ def main(argv=None):
         return 2
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     shapes = QUICK_SHAPES if args.quick else SHAPES
-    cases = [run_case(rows, cols, d, args) for rows, cols in shapes for d in args.dtypes]
-    for case in cases:
-        print_case(case)
+    if args.shapes:
+        shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
+    cases = []
+    for rows, cols in shapes:
+        for d in args.dtypes:
+            cases.append(run_case(rows, cols, d, args))
+            print_case(cases[-1])  # as each case ends: a run cut short still reports what it measured
     options_case = None
-    target = shapes[1] if args.quick else TARGET_SHAPE
+    target = TARGET_SHAPE if TARGET_SHAPE in shapes else shapes[-1] if args.quick or args.shapes else TARGET_SHAPE
     if "bf16" in args.dtypes:
         options_case = run_case(*target, "bf16", args, dict(weighted=True, label_smoothing=0.1, lse_square_scale=1e-4),
                                 label="label_smoothing=0.1, class weights, lse_square_scale=1e-4")
