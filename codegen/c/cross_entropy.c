@@ -48,7 +48,7 @@ void symxent_cross_entropy_0_f32(int64_t rows, int64_t n, const float *restrict 
             m2 = ((m2 < z[a]) ? z[a] : m2);
         }
         const float z_c_shifted = -m2 + z_c;
-        float s3 = 0;
+        double s3 = 0;
         #pragma omp simd reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
             const float x0 = expf(-m2 + z[a]);
@@ -105,7 +105,7 @@ void symxent_cross_entropy_0_f64(int64_t rows, int64_t n, const double *restrict
 void symxent_cross_entropy_1_f32(int64_t rows, int64_t n, const float *restrict z_rows, const int64_t *restrict target, const float *restrict weight, double label_smoothing_value, float *restrict loss, float *restrict grad)
 {
     const float label_smoothing = (float)label_smoothing_value;
-    float s4 = 0;
+    double s4 = 0;
     #pragma omp simd reduction(+:s4)
     for (int64_t a = 0; a < n; ++a) {
         s4 += weight[a];
@@ -123,8 +123,8 @@ void symxent_cross_entropy_1_f32(int64_t rows, int64_t n, const float *restrict 
             m2 = ((m2 < z[a]) ? z[a] : m2);
         }
         const float z_c_shifted = -m2 + z_c;
-        float s5 = 0;
-        float s3 = 0;
+        double s5 = 0;
+        double s3 = 0;
         #pragma omp simd reduction(+:s5) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
             const float x0 = -m2 + z[a];

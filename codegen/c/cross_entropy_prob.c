@@ -41,15 +41,15 @@ void symxent_cross_entropy_prob_0_f32(int64_t rows, int64_t n, const float *rest
         const float *restrict z = z_rows + r * n;
         const float *restrict target = target_rows + r * n;
         float m0 = -INFINITY;
-        float s2 = 0;
+        double s2 = 0;
         #pragma omp simd reduction(max:m0) reduction(+:s2)
         for (int64_t a = 0; a < n; ++a) {
             const float x1 = weight[a]*target[a];
             m0 = ((m0 < z[a]) ? z[a] : m0);
             s2 += x1;
         }
-        float s1 = 0;
-        float s3 = 0;
+        double s1 = 0;
+        double s3 = 0;
         #pragma omp simd reduction(+:s1) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
             const float x0 = -m0 + z[a];
@@ -115,7 +115,7 @@ void symxent_cross_entropy_prob_0_f64(int64_t rows, int64_t n, const double *res
 void symxent_cross_entropy_prob_1_f32(int64_t rows, int64_t n, const float *restrict z_rows, const float *restrict target_rows, const float *restrict weight, double label_smoothing_value, float *restrict loss, float *restrict grad)
 {
     const float label_smoothing = (float)label_smoothing_value;
-    float s5 = 0;
+    double s5 = 0;
     #pragma omp simd reduction(+:s5)
     for (int64_t a = 0; a < n; ++a) {
         s5 += weight[a];
@@ -127,16 +127,16 @@ void symxent_cross_entropy_prob_1_f32(int64_t rows, int64_t n, const float *rest
         const float *restrict z = z_rows + r * n;
         const float *restrict target = target_rows + r * n;
         float m0 = -INFINITY;
-        float s2 = 0;
+        double s2 = 0;
         #pragma omp simd reduction(max:m0) reduction(+:s2)
         for (int64_t a = 0; a < n; ++a) {
             const float x1 = weight[a]*target[a];
             m0 = ((m0 < z[a]) ? z[a] : m0);
             s2 += x1;
         }
-        float s4 = 0;
-        float s1 = 0;
-        float s3 = 0;
+        double s4 = 0;
+        double s1 = 0;
+        double s3 = 0;
         #pragma omp simd reduction(+:s4) reduction(+:s1) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
             const float x0 = -m0 + z[a];

@@ -42,7 +42,7 @@ void symxent_softmax_f32(int64_t rows, int64_t n, const float *restrict z_rows, 
         for (int64_t a = 0; a < n; ++a) {
             m0 = ((m0 < z[a]) ? z[a] : m0);
         }
-        float s1 = 0;
+        double s1 = 0;
         #pragma omp simd reduction(+:s1)
         for (int64_t a = 0; a < n; ++a) {
             const float x0 = expf(-m0 + z[a]);
@@ -90,7 +90,7 @@ void symxent_softmax_backward_f32(int64_t rows, int64_t n, const float *restrict
     for (int64_t r = 0; r < rows; ++r) {
         const float *restrict out = out_rows + r * n;
         const float *restrict grad_output = grad_output_rows + r * n;
-        float s0 = 0;
+        double s0 = 0;
         #pragma omp simd reduction(+:s0)
         for (int64_t a = 0; a < n; ++a) {
             s0 += grad_output[a]*out[a];

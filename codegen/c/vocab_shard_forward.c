@@ -45,8 +45,8 @@ void symxent_vocab_shard_forward_f32(int64_t rows, int64_t n, const float *restr
         const float z_c = ((tc >= 0) && (tc <= n - 1) ? z[tc] : 0);
         const float w_c = ((tc >= 0) && (tc <= n - 1) ? weight[tc] : 0);
         const int x1 = (tc >= 0) && (tc <= n - 1);
-        float s0 = 0;
-        float s3 = 0;
+        double s0 = 0;
+        double s3 = 0;
         #pragma omp simd reduction(+:s0) reduction(+:s3)
         for (int64_t a = 0; a < n; ++a) {
             const float x0 = -row_max + z[a];
