@@ -11,6 +11,7 @@ import mpmath
 import pytest
 import sympy as sp
 
+from symxent.definitions.binding import bound_index
 from symxent import c, i, j, k, logsumexp, n, vector
 from symxent.prove.parse import ALLOWED_FUNCTIONS, MAX_LENGTH, FormulaError, parse_formula
 
@@ -18,9 +19,13 @@ z, p, q = (sp.IndexedBase(name, real=True) for name in "zpq")
 x, eps = sp.symbols("x eps", real=True)
 
 
+#: the indices a sum binds: never the free i, j of a formula (symxent.definitions.binding)
+ib, jb = bound_index("i"), bound_index("j")
+
+
 def lse(v):
     """log sum_j exp(v_j) over j = 0..n-1, by hand."""
-    return sp.log(sp.Sum(sp.exp(v[j]), (j, 0, n - 1)))
+    return sp.log(sp.Sum(sp.exp(v[jb]), (jb, 0, n - 1)))
 
 
 @pytest.fixture
@@ -53,15 +58,15 @@ def test_ce_formula_equals_the_catalogue_expression():
 
 def test_formulas_parse_to_hand_built_expressions(no_code_execution):
     """Each formula equals the SymPy expression written out by hand (and nothing is eval'd)."""
-    softmax_c = sp.exp(z[c]) / sp.Sum(sp.exp(z[j]), (j, 0, n - 1))
+    softmax_c = sp.exp(z[c]) / sp.Sum(sp.exp(z[jb]), (jb, 0, n - 1))
     cases = {
         "-log(softmax(z)[c])": -sp.log(softmax_c),
         "softmax(z, c)": softmax_c,
         "log_softmax(z)[k]": z[k] - lse(z),
         "ce(z, c)": lse(z) - z[c],
         "softmax_cross_entropy(z, c)": lse(z) - z[c],
-        "sum(p[i] * log(q[i]), i)": sp.Sum(p[i] * sp.log(q[i]), (i, 0, n - 1)),
-        "sum(p)": sp.Sum(p[i], (i, 0, n - 1)),
+        "sum(p[i] * log(q[i]), i)": sp.Sum(p[ib] * sp.log(q[ib]), (ib, 0, n - 1)),
+        "sum(p)": sp.Sum(p[ib], (ib, 0, n - 1)),
         "x**2 / 2 - 3*x": x**2 / 2 - 3 * x,
         "log(x, 2)": sp.log(x) / sp.log(2),
         "log(x, base=2)": sp.log(x) / sp.log(2),

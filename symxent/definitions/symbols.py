@@ -17,9 +17,13 @@ from typing import Callable, Sequence, Union
 
 import sympy as sp
 
+from .binding import bind
+
 #: the number of classes, symbolic
 n = sp.Symbol("n", integer=True, positive=True)
-#: class indices: i (summation), j (inner summation), k and l (gradient components), c (target)
+#: free class indices, for formulas: k and l (gradient components), c (target), i and j. A catalogue
+#: sum never binds these: it binds a BoundIndex of the same name (binding.py), so a free z[j] is
+#: never captured by the j of a sum.
 i, j, k, l, c = sp.symbols("i j k l c", integer=True, nonnegative=True)
 #: a scalar logit and a scalar target (binary losses)
 x, t = sp.symbols("x t", real=True)
@@ -114,15 +118,19 @@ def common_length(*vectors: Vector):
     return first
 
 
-def class_sum(body: Callable[[sp.Expr], sp.Expr], *vectors: Vector, index: sp.Symbol = i) -> sp.Expr:
-    """``sum_{index=0}^{n-1} body(index)`` over the class axis shared by ``vectors``.
+def class_sum(body: Callable[[sp.Expr], sp.Expr], *vectors: Vector, index: Union[sp.Symbol, str] = "i") -> sp.Expr:
+    """``sum_{m=0}^{n-1} body(m)`` over the class axis shared by ``vectors``.
 
-    Concrete vectors give an explicit ``Add``; symbolic ones an unevaluated ``Sum``.
+    Concrete vectors give an explicit ``Add``; symbolic ones an unevaluated ``Sum`` whose index is a
+    :class:`~symxent.definitions.binding.BoundIndex` named like ``index`` (or the next free letter when
+    the body already uses that name): never the free index of the same name.
     """
     size = common_length(*vectors)
     if isinstance(size, int):
         return sp.Add(*(body(sp.Integer(m)) for m in range(size)))
-    return sp.Sum(body(index), (index, 0, size - 1))
+    name = index if isinstance(index, str) else index.name
+    bound, summand = bind(body, name, avoid=[size])
+    return sp.Sum(summand, (bound, 0, size - 1))
 
 
 def elements(v: Vector) -> tuple:

@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Sequence
 import sympy as sp
 from sympy.concrete.delta import deltasummation
 
-from ..definitions import SymbolicVector, as_expr, eliminate, sigmoid
+from ..definitions import SymbolicVector, as_expr, class_sum, eliminate, sigmoid
+from ..definitions.binding import canonical, readable
 from ..definitions.symbols import k as _k, l as _l
 
 
@@ -97,10 +98,9 @@ class SoftmaxElement(sp.Function):
 
 
 def softmax_normaliser(base: sp.IndexedBase, size, avoid=()) -> sp.Sum:
-    """``Sum(exp(z[j]), (j, 0, n - 1))`` with the bound index ``j`` (as ``softmax`` writes it)."""
-    from ..definitions.symbols import i, j
-    bound = j if j not in avoid else (i if i not in avoid else sp.Dummy("m", integer=True))
-    return sp.Sum(sp.exp(base[bound]), (bound, 0, size - 1))
+    """``Sum(exp(z[j]), (j, 0, n - 1))``, the very denominator ``softmax`` writes (its bound index
+    never equals a free one)."""
+    return class_sum(lambda m: sp.exp(base[m]), SymbolicVector(base, size), index="j")
 
 
 def named(expr: sp.Expr) -> sp.Expr:
@@ -234,27 +234,52 @@ def _partial(symbol: str, variables) -> str:
     return rf"\frac{{\partial{order} {symbol}}}{{{below}}}"
 
 
+def _indices_summed_over(expr, base) -> list:
+    """The (printed) names of the indices that sums in ``expr`` run over in ``base[...]``."""
+    names = []
+    for s in sp.preorder_traversal(expr):
+        if isinstance(s, sp.Sum):
+            index = s.limits[0][0]
+            if any(e.base == base and e.indices == (index,) for e in s.function.atoms(sp.Indexed)):
+                names.append(index.name) if index.name not in names else None
+    return names
+
+
 def _derivative_steps(expr, var, base, size, lhs, constraints, keys):
-    """Steps and result of ``d expr / d var``; the first step carries ``lhs``."""
+    """Steps and result of ``d expr / d var``; the first step carries ``lhs``. Each step is shown with
+    readable bound indices (never the name of the free index ``var`` carries)."""
     from .latex import derivation_latex
     steps = []
     expr, keys, frozen = freeze(expr, keys)
 
+    def shown(e):
+        return readable(e.xreplace(frozen), avoid=[var])
+
     def record(explanation, e):
-        e = e.xreplace(frozen)
+        e = shown(e)
         if not steps or e != steps[-1].expr:
             steps.append(Step(explanation, e, None if steps else lhs))
 
     raw = sp.diff(expr, var)
     if base is not None:
         z, a = derivation_latex(base), derivation_latex(var.indices[0])
-        record(rf"chain rule, $\partial {z}_j / \partial {z}_{{{a}}} = \delta_{{j{a}}}$", raw)
+        summed = _indices_summed_over(shown(raw), base)
+        if summed:
+            record("chain rule, " + ", ".join(rf"$\partial {z}_{{{b}}} / \partial {z}_{{{a}}} = \delta_{{{b}{a}}}$"
+                                              for b in summed), raw)
+        else:
+            record("differentiate", raw)
         picked = split_sums(sum_kronecker_deltas(raw))
-        record(rf"a sum over $\delta_{{j{a}}}$ keeps the term $j = {a}$ ($0 \le {a} \le n - 1$); "
-               "split sums", picked)
+        if summed:
+            record(", ".join(rf"a sum over $\delta_{{{b}{a}}}$ keeps the term ${b} = {a}$" for b in summed)
+                   + rf" ($0 \le {a} \le n - 1$); split sums", picked)
+        else:
+            record("split sums", picked)
         current = expand_linear(picked if size is None else name_softmax(picked, base, size))
         if current.has(SoftmaxElement):
-            record(rf"name $\mathrm{{softmax}}({z})_i = e^{{{z}_i}} / \sum_j e^{{{z}_j}}$, expand", current)
+            b = (_indices_summed_over(shown(softmax_normaliser(base, size)), base) or ["j"])[0]
+            record(rf"name $\mathrm{{softmax}}({z})_{{{a}}} = e^{{{z}_{{{a}}}}} / \sum_{{{b}}} e^{{{z}_{{{b}}}}}$, "
+                   "expand", current)
         else:
             record("expand, split sums", current)
     else:
@@ -265,26 +290,27 @@ def _derivative_steps(expr, var, base, size, lhs, constraints, keys):
     if constrained != current:
         names = ", ".join(rf"${sp.latex(sp.Eq(*_sides(c)))}$" for c in constraints)
         record(f"use the constraint {names}", constrained)
-    canonical = collect_terms(constrained, keys)
-    shown = ", ".join(f"${sp.latex(frozen.get(key, key))}$" for key in keys)
-    record(f"collect by {shown}" if keys else "collect", canonical)
-    return steps, named(canonical.xreplace(frozen))
+    canonical_form = collect_terms(constrained, keys)
+    by = ", ".join(f"${sp.latex(frozen.get(key, key))}$" for key in keys)
+    record(f"collect by {by}" if keys else "collect", canonical_form)
+    return steps, readable(named(canonical_form.xreplace(frozen)), avoid=[var])
 
 
 def _sides(constraint):
     return (constraint.lhs, constraint.rhs) if isinstance(constraint, sp.Eq) else tuple(constraint)
 
 
-def _opening_steps(expr, definition, rewrites, symbol):
+def _opening_steps(expr, definition, rewrites, symbol, avoid=()):
+    """The function as defined (and written out, and rewritten), bound indices named away from ``avoid``."""
     steps = []
     if definition is not None:
-        steps.append(Step("definition", definition, symbol))
-        steps.append(Step("written out", expr))
+        steps.append(Step("definition", readable(definition, avoid), symbol))
+        steps.append(Step("written out", readable(expr, avoid)))
     else:
-        steps.append(Step("definition", expr, symbol))
+        steps.append(Step("definition", readable(expr, avoid), symbol))
     for rewrite in rewrites:
         expr = rewrite.apply(expr)
-        steps.append(Step(rewrite.explanation, expr))
+        steps.append(Step(rewrite.explanation, readable(expr, avoid)))
     return steps, expr
 
 
@@ -298,7 +324,7 @@ def gradient(expr, wrt, k=_k, constraints: Sequence = (), *, collect: Sequence =
     """
     start = time.perf_counter()
     var, base, size = _variable(wrt, k)
-    steps, function = _opening_steps(as_expr(expr, "expr"), definition, rewrites, symbol)
+    steps, function = _opening_steps(as_expr(expr, "expr"), definition, rewrites, symbol, avoid=[var])
     more, result = _derivative_steps(function, var, base, size, _partial(symbol, [var]), constraints, collect)
     return Derivation(name, as_expr(expr, "expr"), (var,), result, steps + more, time.perf_counter() - start, symbol)
 
@@ -309,7 +335,7 @@ def hessian(expr, wrt, k=_k, l=_l, constraints: Sequence = (), *, collect: Seque
     start = time.perf_counter()
     var_k, base, size = _variable(wrt, k)
     var_l, _, _ = _variable(wrt, l)
-    steps, function = _opening_steps(as_expr(expr, "expr"), definition, (), symbol)
+    steps, function = _opening_steps(as_expr(expr, "expr"), definition, (), symbol, avoid=[var_k, var_l])
     first, grad = _derivative_steps(function, var_k, base, size, _partial(symbol, [var_k]), constraints, ())
     second, result = _derivative_steps(grad, var_l, base, size, _partial(symbol, [var_k, var_l]),
                                        constraints, collect)
@@ -319,27 +345,10 @@ def hessian(expr, wrt, k=_k, l=_l, constraints: Sequence = (), *, collect: Seque
 
 # --- a small, honest zero test --------------------------------------------------------------
 
-def canonical_dummies(expr: sp.Expr) -> sp.Expr:
-    """Rename the bound variable of every Sum by its nesting depth, so equal sums compare equal."""
-    def walk(e, depth):
-        if isinstance(e, sp.Sum):
-            body, limits = e.function, []
-            for v, lo, hi in e.limits:
-                bound = sp.Symbol(f"_b{depth}", integer=True)
-                body = body.xreplace({v: bound})
-                limits.append((bound, walk(lo, depth), walk(hi, depth)))
-                depth += 1
-            return sp.Sum(walk(body, depth), *limits)
-        if not e.has(sp.Sum):
-            return e
-        return e.func(*[walk(a, depth) for a in e.args])
-    return walk(expr, 0)
-
-
 def is_zero(expr: sp.Expr) -> bool | None:
     """True when ``expr`` simplifies to 0 (named pieces written out, sums renamed canonically);
     None when that does not happen: unknown is not zero."""
-    e = canonical_dummies(eliminate(named(as_expr(expr, "expr"))))
+    e = canonical(eliminate(named(as_expr(expr, "expr"))))
     for simplifier in (lambda v: sp.cancel(expand_linear(v)), sp.simplify):
         try:
             if simplifier(e) == 0:

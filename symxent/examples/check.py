@@ -28,6 +28,7 @@ from ..definitions import (binary_entropy, cross_entropy, cross_entropy_loss, en
                            log_softmax, multilabel_bce, nll, nll_loss, one_hot, self_information, softmax,
                            softmax_cross_entropy, vector)
 from ..definitions import bce as bce_loss
+from ..definitions.binding import canonical
 from ..definitions.symbols import c, j, n
 from .documents import WORKED_EXAMPLES, WorkedExample
 
@@ -106,7 +107,7 @@ def fmt(value, places: int = 6) -> str:
 
 def is_zero(expr) -> bool:
     """Exact zero test for the claims: logs expanded, then simplified."""
-    return sp.simplify(sp.expand_log(sp.sympify(expr), force=True)) == 0
+    return sp.simplify(sp.expand_log(canonical(expr), force=True)) == 0
 
 
 # --- numeric methods: inputs -> exact value ----------------------------------------------------

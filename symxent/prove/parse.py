@@ -58,6 +58,7 @@ from ..definitions import (bce, bce_with_logits, binary_entropy, cross_entropy, 
                            log_sigmoid, log_softmax, logsumexp, multilabel_bce, multilabel_bce_with_logits,
                            nll, self_information, sigmoid, softmax, softmax_cross_entropy,
                            softmax_cross_entropy_prob, softplus, stable_softplus, xlogy)
+from ..definitions.binding import bound_index
 from ..definitions.symbols import MappedVector, SymbolicVector, as_vector, c, class_sum, i, j, k, l, length
 from ..definitions.symbols import n as n_symbol
 from ..definitions.symbols import vector
@@ -564,7 +565,7 @@ class _Builder:
         if (name in FUNCTIONS or name in _BUILTIN_NAMES or name in _CONSTANTS or name == "n"
                 or name in self.names or name in self.bound or name in self.kinds):
             raise self.error(f"{name!r} cannot be a summation index here: choose another name", index_node)
-        symbol = _INDICES.get(name) or sp.Symbol(name, integer=True, nonnegative=True)
+        symbol = bound_index(name)  # never the free index of that name (z[i] outside the sum stays free)
         values = [sp.Integer(m) for m in range(self.n)] if isinstance(self.n, int) else [symbol]
         terms = []
         for value in values:
@@ -707,7 +708,7 @@ def _check_round_trip() -> tuple:
     cases = {
         "logsumexp(z) - z[c]": logsumexp(z) - z[c],
         "ce(z, c)": logsumexp(z) - z[c],
-        "softmax(z)[k]": sp.exp(z[k]) / sp.Sum(sp.exp(z[j]), (j, 0, n_symbol - 1)),
+        "softmax(z)[k]": sp.exp(z[k]) / sp.Sum(sp.exp(z[bound_index("j")]), (bound_index("j"), 0, n_symbol - 1)),
         "0.1 + 0.2": sp.Rational(3, 10),
     }
     wrong = [text for text, expected in cases.items() if parse_formula(text) != expected]
