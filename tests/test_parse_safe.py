@@ -139,7 +139,7 @@ def test_names_override_the_default_meaning():
 
 def test_name_used_as_vector_and_scalar_is_an_error():
     with pytest.raises(FormulaError, match="both as a vector and as a scalar"):
-        parse_formula("x + x[0]")
+        parse_formula("bce(x, t) + x[0]")  # (x + x[0] is a vector now: x shifted by its first element)
 
 
 @pytest.mark.parametrize("text, message", [

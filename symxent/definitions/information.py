@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .symbols import Vector, as_expr, as_vector, class_sum
+from .symbols import MappedVector, Vector, as_expr, as_vector, class_sum, common_length, length
 
 _BASE_NAMES = {"e": sp.E, "nat": sp.E, "nats": sp.E, "2": 2, "bit": 2, "bits": 2,
                "10": 10, "hartley": 10, "hartleys": 10, "dit": 10}
@@ -92,3 +92,28 @@ def kl_divergence(p, q, base=sp.E) -> sp.Expr:
     r"""Kullback-Leibler divergence :math:`D(p \| q) = \sum_i p_i \log_b (p_i / q_i)`."""
     p, q = _probability_vector(p, "p"), _probability_vector(q, "q")
     return class_sum(lambda m: xlogy(p[m], p[m] / q[m], base), p, q)
+
+
+def uniform(size) -> Vector:
+    r"""The uniform distribution :math:`(1/n, \dots, 1/n)` over ``size`` classes (a number or ``n``)."""
+    size = as_expr(size, "size") if not isinstance(size, int) else size
+    if isinstance(size, sp.Integer):
+        size = int(size)
+    if isinstance(size, int):
+        if size < 1:
+            raise ValueError(f"uniform needs at least one class, got {size}")
+        return tuple([sp.Rational(1, size)] * size)
+    if size.is_integer is not True or size.is_positive is False:
+        raise ValueError(f"uniform(size): the number of classes must be a positive integer, got {size}")
+    return MappedVector(lambda m: 1 / size, size)
+
+
+def jensen_shannon(p, q, base=sp.E) -> sp.Expr:
+    r"""Jensen-Shannon divergence :math:`\tfrac12 D(p \| m) + \tfrac12 D(q \| m)`, :math:`m = (p + q)/2`
+    (Lin 1991): symmetric, between 0 and :math:`\log_b 2`."""
+    p, q = _probability_vector(p, "p"), _probability_vector(q, "q")
+    size = common_length(p, q)
+    middle = MappedVector(lambda m: (p[m] + q[m]) / 2, size)
+    if isinstance(size, int):
+        middle = tuple(middle[m] for m in range(size))
+    return (kl_divergence(p, middle, base) + kl_divergence(q, middle, base)) / 2

@@ -54,12 +54,14 @@ from typing import Callable
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from ..definitions import (bce, bce_with_logits, binary_entropy, cross_entropy, entropy, kl_divergence,
-                           log_sigmoid, log_softmax, logsumexp, multilabel_bce, multilabel_bce_with_logits,
-                           nll, self_information, sigmoid, softmax, softmax_cross_entropy,
-                           softmax_cross_entropy_prob, softplus, stable_softplus, xlogy)
+from ..definitions import (bce, bce_with_logits, binary_entropy, cross_entropy, entropy, jensen_shannon, kl_divergence,
+                           log_sigmoid, log_softmax, logsumexp, max_element, min_element, multilabel_bce,
+                           multilabel_bce_with_logits, nll, self_information, sigmoid, softmax,
+                           softmax_cross_entropy, softmax_cross_entropy_prob, softplus, stable_softplus, uniform,
+                           xlogy)
+from . import domains
 from ..definitions.binding import bound_index
-from ..definitions.symbols import MappedVector, SymbolicVector, as_vector, c, class_sum, i, j, k, l, length
+from ..definitions.symbols import MappedVector, SymbolicVector, as_vector, c, class_sum, common_length, i, j, k, l, length
 from ..definitions.symbols import n as n_symbol
 from ..definitions.symbols import vector
 
@@ -98,30 +100,44 @@ class FormulaError(ValueError):
             where = f" (line {line}, column {column})"
         super().__init__(message + where)
 
+    def __reduce__(self):  # pickled across the prover's child process with its position
+        return type(self), (self.reason, self.column, self.line)
+
 
 # --- the function table: one row per allowed name ------------------------------------------
 
 VECTOR, SCALAR, INDEX = "vector", "scalar", "index"
 
 
+#: the natural domains a parameter spec may name (``"p[]:distribution"``)
+_DOMAIN_WORDS = {"distribution": domains.DISTRIBUTION, "unit": domains.UNIT, "open_unit": domains.OPEN_UNIT,
+                 "half_open_unit": domains.HALF_OPEN_UNIT, "nonnegative": domains.NONNEGATIVE,
+                 "positive": domains.POSITIVE}
+
+
 @dataclass(frozen=True)
 class Param:
-    """One argument: its keyword name, its kind (vector, scalar or class index), whether optional."""
+    """One argument: its keyword name, its kind (vector, scalar or class index), whether optional, and
+    the natural domain of what is passed (None: any real)."""
 
     name: str
     kind: str = SCALAR
     optional: bool = False
+    domain: object = None
 
     @classmethod
     def parse(cls, spec: str) -> "Param":
-        """``"z[]"``: a vector; ``"c#"``: a class index; ``"base?"``: optional; else a scalar."""
+        """``"z[]"``: a vector; ``"c#"``: a class index; ``"base?"``: optional; else a scalar;
+        ``":distribution"`` (``unit``, ``open_unit``, ``nonnegative``, ...) after it: its natural domain."""
+        spec, _, word = spec.partition(":")
+        domain = _DOMAIN_WORDS[word] if word else None
         optional = spec.endswith("?")
         spec = spec.rstrip("?")
         if spec.endswith("[]"):
-            return cls(spec[:-2], VECTOR, optional)
+            return cls(spec[:-2], VECTOR, optional, domain)
         if spec.endswith("#"):
-            return cls(spec[:-1], INDEX, optional)
-        return cls(spec, SCALAR, optional)
+            return cls(spec[:-1], INDEX, optional, domain)
+        return cls(spec, SCALAR, optional, domain)
 
     def usage(self) -> str:
         text = f"{self.name}[]" if self.kind == VECTOR else self.name
@@ -132,20 +148,29 @@ class Param:
 class FunctionSpec:
     """How to call ``build``: required arguments positionally, optional ones by keyword.
 
-    ``variadic``: any number (at least one) of scalar arguments, as for ``Max``.
+    ``variadic``: any number (at least one) of scalar arguments, as for ``Max``; ``elementwise``: a
+    one-argument function that maps a vector element by element (``exp(z)``).
     """
 
     build: Callable
     params: tuple = ()
     variadic: bool = False
+    elementwise: bool = False
 
     def usage(self, name: str) -> str:
         inner = "x, y, ..." if self.variadic else ", ".join(p.usage() for p in self.params)
         return f"{name}({inner})"
 
 
-def _fn(build: Callable, *params: str, variadic: bool = False) -> FunctionSpec:
-    return FunctionSpec(build, tuple(Param.parse(p) for p in params), variadic)
+def _fn(build: Callable, *params: str, variadic: bool = False, elementwise: bool = False) -> FunctionSpec:
+    return FunctionSpec(build, tuple(Param.parse(p) for p in params), variadic, elementwise)
+
+
+def _entropy_or_cross_entropy(p, q=None, base=None):
+    """``H(p)``: entropy; ``H(p, q)``: cross-entropy (Cover & Thomas' notation)."""
+    if q is None:
+        return entropy(p) if base is None else entropy(p, base)
+    return cross_entropy(p, q) if base is None else cross_entropy(p, q, base)
 
 
 def _log(x, base=None):
@@ -168,38 +193,47 @@ def _derivative(f, v):
 #: every function a formula may call: name -> how to build it. Notation of the argument specs:
 #: ``z[]`` a vector, ``c#`` a class index, ``base?`` optional (by position or keyword), else a scalar.
 FUNCTIONS: dict = {
-    # the catalogue
+    # the catalogue (after ':' the natural domain of what is passed: the prover samples from there)
     "logsumexp": _fn(logsumexp, "z[]"),
     "softmax": _fn(softmax, "z[]", "k#?"),
     "log_softmax": _fn(log_softmax, "z[]", "k#?"),
-    "sigmoid": _fn(sigmoid, "x"),
-    "softplus": _fn(softplus, "x"),
-    "log_sigmoid": _fn(log_sigmoid, "x"),
-    "stable_softplus": _fn(stable_softplus, "x"),
-    "self_information": _fn(self_information, "p", "base?"),
-    "binary_entropy": _fn(binary_entropy, "p", "base?"),
-    "entropy": _fn(entropy, "p[]", "base?"),
-    "cross_entropy": _fn(cross_entropy, "p[]", "q[]", "base?"),
-    "kl_divergence": _fn(kl_divergence, "p[]", "q[]", "base?"),
-    "kl": _fn(kl_divergence, "p[]", "q[]", "base?"),
+    "sigmoid": _fn(sigmoid, "x", elementwise=True),
+    "softplus": _fn(softplus, "x", elementwise=True),
+    "log_sigmoid": _fn(log_sigmoid, "x", elementwise=True),
+    "stable_softplus": _fn(stable_softplus, "x", elementwise=True),
+    "self_information": _fn(self_information, "p:half_open_unit", "base?"),
+    "binary_entropy": _fn(binary_entropy, "p:open_unit", "base?"),
+    "entropy": _fn(entropy, "p[]:distribution", "base?"),
+    "cross_entropy": _fn(cross_entropy, "p[]:distribution", "q[]:distribution", "base?"),
+    "H": _fn(_entropy_or_cross_entropy, "p[]:distribution", "q[]?:distribution", "base?"),
+    "kl_divergence": _fn(kl_divergence, "p[]:distribution", "q[]:distribution", "base?"),
+    "kl": _fn(kl_divergence, "p[]:distribution", "q[]:distribution", "base?"),
+    "KL": _fn(kl_divergence, "p[]:distribution", "q[]:distribution", "base?"),
+    "jensen_shannon": _fn(jensen_shannon, "p[]:distribution", "q[]:distribution", "base?"),
+    "js": _fn(jensen_shannon, "p[]:distribution", "q[]:distribution", "base?"),
+    "uniform": _fn(uniform, "size"),
     "xlogy": _fn(xlogy, "weight", "value", "base?"),
-    "nll": _fn(nll, "logp[]", "c#", "weight[]?"),
-    "softmax_cross_entropy": _fn(softmax_cross_entropy, "z[]", "c#", "weight[]?", "label_smoothing?"),
-    "ce": _fn(softmax_cross_entropy, "z[]", "c#", "weight[]?", "label_smoothing?"),
-    "softmax_cross_entropy_prob": _fn(softmax_cross_entropy_prob, "z[]", "y[]", "weight[]?", "label_smoothing?"),
-    "bce": _fn(bce, "p", "t", "weight?"),
-    "bce_with_logits": _fn(bce_with_logits, "x", "t", "pos_weight?", "weight?"),
-    "multilabel_bce": _fn(multilabel_bce, "p[]", "t[]", "weight[]?"),
-    "multilabel_bce_with_logits": _fn(multilabel_bce_with_logits, "x[]", "t[]", "pos_weight[]?", "weight[]?"),
-    # elementary functions
-    "log": _fn(_log, "x", "base?"),
-    "exp": _fn(sp.exp, "x"),
-    "sqrt": _fn(sp.sqrt, "x"),
-    "tanh": _fn(sp.tanh, "x"),
-    "log1p": _fn(log1p, "x"),
-    "expm1": _fn(expm1, "x"),
-    "Abs": _fn(sp.Abs, "x"),
-    "abs": _fn(sp.Abs, "x"),
+    "nll": _fn(nll, "logp[]", "c#", "weight[]?:nonnegative"),
+    "softmax_cross_entropy": _fn(softmax_cross_entropy, "z[]", "c#", "weight[]?:nonnegative", "label_smoothing?:unit"),
+    "ce": _fn(softmax_cross_entropy, "z[]", "c#", "weight[]?:nonnegative", "label_smoothing?:unit"),
+    "softmax_cross_entropy_prob": _fn(softmax_cross_entropy_prob, "z[]", "y[]:distribution", "weight[]?:nonnegative",
+                                      "label_smoothing?:unit"),
+    "bce": _fn(bce, "p:unit", "t:unit", "weight?:nonnegative"),
+    "bce_with_logits": _fn(bce_with_logits, "x", "t:unit", "pos_weight?:nonnegative", "weight?:nonnegative"),
+    "multilabel_bce": _fn(multilabel_bce, "p[]:unit", "t[]:unit", "weight[]?:nonnegative"),
+    "multilabel_bce_with_logits": _fn(multilabel_bce_with_logits, "x[]", "t[]:unit", "pos_weight[]?:nonnegative",
+                                      "weight[]?:nonnegative"),
+    # elementary functions (applied to a vector: element by element)
+    "log": _fn(_log, "x", "base?", elementwise=True),
+    "ln": _fn(_log, "x", elementwise=True),
+    "exp": _fn(sp.exp, "x", elementwise=True),
+    "sqrt": _fn(sp.sqrt, "x", elementwise=True),
+    "tanh": _fn(sp.tanh, "x", elementwise=True),
+    "log1p": _fn(log1p, "x", elementwise=True),
+    "expm1": _fn(expm1, "x", elementwise=True),
+    "Abs": _fn(sp.Abs, "x", elementwise=True),
+    "abs": _fn(sp.Abs, "x", elementwise=True),
+    # max(x, y, ...) of numbers; max(z) of one vector: its largest element
     "Max": _fn(sp.Max, variadic=True),
     "max": _fn(sp.Max, variadic=True),
     "Min": _fn(sp.Min, variadic=True),
@@ -222,6 +256,7 @@ _INDICES = {"i": i, "j": j, "k": k, "l": l, "c": c}
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
 _BINARY_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+_ELEMENT_OPERATORS = {**_BINARY_OPERATORS, ast.Div: operator.truediv, ast.Pow: operator.pow}
 _RELATIONS = {ast.Eq: sp.Eq, ast.NotEq: sp.Ne, ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 _OPERATOR_SYMBOLS = {ast.Mod: "%", ast.FloorDiv: "//", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>",
                      ast.BitOr: "|", ast.BitAnd: "&", ast.Invert: "~", ast.Not: "not"}
@@ -287,13 +322,16 @@ def _name_value(name: str, value):
 class _Builder:
     """Walks a syntax tree and builds the SymPy expression; rejects every node it has no rule for."""
 
-    def __init__(self, text: str, n, names: dict):
+    def __init__(self, text: str, n, names: dict, indexed_vectors: bool = False):
         self.text = text
         self.text_lines = re.split(r"\r\n|\r|\n", text)
         self.n = n  # an int, or the catalogue's symbol
         self.names = names
+        self.indexed_vectors = indexed_vectors  # with a concrete n: z is z[0..n-1], not symbols z0, z1, ...
         self.kinds: dict = {}  # free name -> VECTOR / SCALAR, fixed by its first use
         self.bound: dict = {}  # summation indices of the enclosing sum(body, i) forms
+        self.natural: dict = {}  # free name -> Domain: where the functions it is passed to are defined
+        self.evidence: set = set()  # names that are vectors whatever the context (indexed, sum(v), ...)
         self.visited = 0
 
     # errors with positions
@@ -308,6 +346,7 @@ class _Builder:
     # dispatch
 
     def formula(self, tree: ast.Expression):
+        self.evidence = _vector_evidence(tree)
         body = tree.body
         if isinstance(body, ast.Compare):
             return self.relation(body)
@@ -330,6 +369,9 @@ class _Builder:
 
     def scalar(self, node, what: str):
         value = self.visit(node, SCALAR)
+        if _is_vector(value) and isinstance(node, ast.Name) and self.kinds.get(node.id) == VECTOR:
+            raise self.error(f"{node.id!r} is used both as a vector and as a scalar: it is a vector here "
+                             f"(indexed, summed or passed as one elsewhere), but {what} must be a number", node)
         if _is_vector(value):
             raise self.error(
                 f"{what} is a vector, where a number is expected: index it (e.g. softmax(z)[k]) "
@@ -382,16 +424,33 @@ class _Builder:
         return self.free_name(name, expect, node)
 
     def free_name(self, name: str, expect, node):
-        """A name with no fixed meaning: a vector where one is expected, else a real scalar."""
-        kind = VECTOR if expect == VECTOR else SCALAR
+        """A name with no fixed meaning: a vector where one is expected (or where it is indexed or
+        summed anywhere in the formula), else a real scalar."""
+        kind = VECTOR if expect == VECTOR or name in self.evidence else SCALAR
         previous = self.kinds.setdefault(name, kind)
         if previous != kind:
             raise self.error(f"{name!r} is used both as a vector and as a scalar", node)
         if kind == SCALAR:
             return sp.Symbol(name, real=True)
         if isinstance(self.n, int):
+            if self.indexed_vectors:
+                return SymbolicVector(sp.IndexedBase(name, real=True), self.n)
             return tuple(sp.Symbol(f"{name}{m}", real=True) for m in range(self.n))
         return vector(name, self.n)
+
+    def note_domain(self, node, domain, kind) -> None:
+        """Record the natural domain of a free name passed where ``domain`` is natural; for a vector
+        literal, of its bare names (each element of a distribution lies in [0, 1])."""
+        if domain is None:
+            return
+        if isinstance(node, ast.Name) and self.kinds.get(node.id) is not None and node.id not in self.bound \
+                and node.id not in self.names:
+            known = self.natural.get(node.id)
+            self.natural[node.id] = domain if known is None else known.intersect(domain)
+        elif isinstance(node, ast.List) and kind == VECTOR:
+            element = domains.UNIT if domain.simplex else domain
+            for item in node.elts:
+                self.note_domain(item, element, SCALAR)
 
     def vector_literal(self, node: ast.List, expect):
         if not node.elts:
@@ -403,8 +462,15 @@ class _Builder:
     def unary(self, node: ast.UnaryOp, expect):
         if not isinstance(node.op, (ast.UAdd, ast.USub)):
             raise self.error(f"the operator {_OPERATOR_SYMBOLS[type(node.op)]!r} is not allowed", node)
-        value = self.scalar(node.operand, "the operand")
-        return -value if isinstance(node.op, ast.USub) else value
+        value = self.visit(node.operand, expect)
+        if isinstance(node.op, ast.UAdd):
+            return value
+        return self.elementwise(operator.neg, value, None, node) if _is_vector(value) else -value
+
+    #: in a place that expects a vector, which operand of ``a op b`` a name of unknown kind stands for:
+    #: z / T, z + a, z - m, z ** 2 (the left one is the vector); a * z (the right one)
+    _VECTOR_OPERAND = {ast.Div: (VECTOR, SCALAR), ast.Add: (VECTOR, SCALAR), ast.Sub: (VECTOR, SCALAR),
+                       ast.Pow: (VECTOR, SCALAR), ast.Mult: (SCALAR, VECTOR)}
 
     def binary(self, node: ast.BinOp, expect):
         op = type(node.op)
@@ -412,8 +478,17 @@ class _Builder:
             raise self.error("'^' is not a power here: write x**2 ('^' would bind looser than '+')", node)
         if op not in _BINARY_OPERATORS and op not in (ast.Div, ast.Pow):
             raise self.error(f"the operator {_OPERATOR_SYMBOLS.get(op, op.__name__)!r} is not allowed", node)
-        left = self.scalar(node.left, "an operand")
-        right = self.scalar(node.right, "an operand")
+        left_kind, right_kind = self._VECTOR_OPERAND[op] if expect == VECTOR else (SCALAR, SCALAR)
+        left, right = self.visit(node.left, left_kind), self.visit(node.right, right_kind)
+        if _is_vector(left) or _is_vector(right):  # element by element; a scalar operand is broadcast
+            if op is ast.Pow and not _is_vector(right):
+                self.power(sp.Symbol("x"), right, node)  # the same limits on the exponent
+            if op is ast.Div and not _is_vector(right) and right.is_zero:
+                raise self.error("division by zero", node)
+            return self.elementwise(_ELEMENT_OPERATORS[op], left, right, node)
+        return self.scalar_operation(op, left, right, node)
+
+    def scalar_operation(self, op, left, right, node):
         if op is ast.Div:
             if right.is_zero:
                 raise self.error("division by zero", node)
@@ -425,6 +500,23 @@ class _Builder:
         if result.is_Rational and _bits(result) > MAX_NUMBER_BITS:
             raise self.error(f"the result is too large a number (more than {MAX_NUMBER_BITS} bits)", node)
         return result
+
+    def elementwise(self, function, left, right, node):
+        """``function(left[m], right[m])`` (or of one vector when ``right`` is None) for every class m."""
+        vectors = [v for v in (left, right) if _is_vector(v)]
+        try:
+            size = common_length(*vectors)
+        except ValueError as exc:
+            raise self.error(str(exc), node) from None
+
+        def pick(value, m):
+            return value[m] if _is_vector(value) else value
+
+        if right is None:
+            mapped = MappedVector(lambda m: function(pick(left, m)), size)
+        else:
+            mapped = MappedVector(lambda m: function(pick(left, m), pick(right, m)), size)
+        return tuple(mapped[m] for m in range(size)) if isinstance(size, int) else mapped
 
     def power(self, base, exponent, node):
         """``base**exponent``, refusing exponents and exact numbers too big to compute quickly."""
@@ -497,8 +589,21 @@ class _Builder:
                 raise self.error(f"{name}() takes no keyword arguments", node.keywords[0])
             if not node.args:
                 raise self.error(f"{name}() needs at least one argument", node)
+            if len(node.args) == 1:  # max(z): the largest element of a vector
+                return self.extreme(name, node)
             return self.build(name, spec, node, [self.scalar(a, f"an argument of {name}()") for a in node.args], {})
-        return self.call_with_params(name, spec, node)
+        return self.call_with_params(name, spec, node, expect)
+
+    def extreme(self, name: str, node: ast.Call):
+        value = self.visit(node.args[0], VECTOR)
+        if not _is_vector(value):
+            raise self.error(f"{name}() of one number: give two or more numbers, or a vector (max(z) is its "
+                             f"largest element)", node)
+        pick = max_element if name.lower() == "max" else min_element
+        try:
+            return pick(value)
+        except ValueError as exc:
+            raise self.error(f"{name}(): {exc}", node) from None
 
     @staticmethod
     def unknown_function(name: str) -> str:
@@ -507,7 +612,7 @@ class _Builder:
             return f"unknown function {name!r}: did you mean {close[0]!r}?"
         return f"unknown function {name!r}: the allowed functions are {', '.join(ALLOWED_FUNCTIONS)}"
 
-    def call_with_params(self, name: str, spec: FunctionSpec, node: ast.Call):
+    def call_with_params(self, name: str, spec: FunctionSpec, node: ast.Call, expect=SCALAR):
         usage = spec.usage(name)
         if len(node.args) > len(spec.params):
             raise self.error(f"{name}() takes at most {len(spec.params)} arguments, got {len(node.args)}: "
@@ -525,6 +630,13 @@ class _Builder:
         missing = [p.name for p in spec.params if not p.optional and p.name not in given]
         if missing:
             raise self.error(f"{name}() is missing {', '.join(map(repr, missing))}: usage {usage}", node)
+        first = spec.params[0].name
+        if spec.elementwise and first in given:  # exp(z): element by element when z is a vector
+            value = self.visit(given[first], expect)
+            if _is_vector(value):
+                rest = {p.name: self.argument(name, p, given[p.name]) for p in spec.params[1:] if p.name in given}
+                return self.elementwise(lambda element: self.build(name, spec, node, [element], rest), value, None,
+                                        node)
         values = {p.name: self.argument(name, p, given[p.name]) for p in spec.params if p.name in given}
         self.check_indices(name, spec, values, given)
         positional = [values[p.name] for p in spec.params if not p.optional]
@@ -536,8 +648,10 @@ class _Builder:
             value = self.visit(node, VECTOR)
             if not _is_vector(value):
                 raise self.error(f"{fname}(): the argument {param.name!r} must be a vector, got {_show(value)}", node)
-            return value
-        return self.scalar(node, f"the argument {param.name!r} of {fname}()")
+        else:
+            value = self.scalar(node, f"the argument {param.name!r} of {fname}()")
+        self.note_domain(node, param.domain, param.kind)
+        return value
 
     def check_indices(self, fname: str, spec: FunctionSpec, values: dict, given: dict):
         """Class-index arguments: integers, and numbers when the vectors have a concrete length."""
@@ -585,6 +699,28 @@ class _Builder:
 
 
 # --- entry point ------------------------------------------------------------------------------
+
+def _vector_evidence(tree: ast.AST) -> set:
+    """Names that are vectors wherever they appear: indexed (``z[c]``), summed (``sum(v)``), their
+    largest element taken (``max(z)``), or passed directly where a function expects a vector."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            names.add(node.value.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            spec = FUNCTIONS.get(node.func.id)
+            if spec is None:
+                continue
+            if spec.variadic and len(node.args) == 1 and isinstance(node.args[0], ast.Name):
+                names.add(node.args[0].id)
+                continue
+            params = {p.name: p for p in spec.params}
+            given = list(zip(spec.params, node.args)) + [(params.get(kw.arg), kw.value) for kw in node.keywords]
+            for param, arg in given:
+                if param is not None and param.kind == VECTOR and isinstance(arg, ast.Name):
+                    names.add(arg.id)
+    return names
+
 
 def _check_brackets(text: str) -> None:
     depth, line, column = 0, 1, 0
@@ -634,16 +770,16 @@ def _names(names) -> dict:
     return checked
 
 
-def parse_formula(text: str, n: int | None = None, names: dict | None = None) -> sp.Basic:
-    """Parse a formula safely into a SymPy expression (or an unevaluated relation for ``lhs == rhs``).
+def parse_with_domains(text: str, n: int | None = None, names: dict | None = None) -> tuple:
+    """``(expression, natural domains)``: as :func:`parse_formula`, and for each free name passed to a
+    catalogue function the domain where that function is defined (``entropy(p)``: ``p`` a
+    distribution). With a concrete ``n`` a named vector is ``z[0], ..., z[n-1]`` (so that its
+    elements can be drawn together, e.g. summing to 1)."""
+    builder = _builder(text, n, names, indexed_vectors=True)
+    return builder.result, dict(builder.natural)
 
-    ``n``: the number of classes, ``None`` for the catalogue's symbolic ``n``; ``names``: values
-    for identifiers (numbers, SymPy expressions, vectors). Raises :class:`FormulaError` (a
-    ``ValueError``) for anything malformed or not allowed; see the module docstring for the grammar.
 
-    >>> parse_formula("logsumexp(z) - z[c]") == logsumexp(vector("z")) - vector("z")[c]
-    True
-    """
+def _builder(text, n, names, indexed_vectors=False) -> "_Builder":
     if not isinstance(text, str):
         raise TypeError(f"a formula must be a string, got {type(text).__name__}")
     size, values = _classes(n), _names(names)
@@ -661,11 +797,25 @@ def parse_formula(text: str, n: int | None = None, names: dict | None = None) ->
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes; parser limits
         raise FormulaError(f"invalid formula: {exc}") from None
     _check_depth(tree)
-    builder = _Builder(text.strip(), size, values)
+    builder = _Builder(text.strip(), size, values, indexed_vectors)
     try:
-        return builder.formula(tree)
+        builder.result = builder.formula(tree)
     except RecursionError:
         raise FormulaError("the formula is nested too deeply") from None
+    return builder
+
+
+def parse_formula(text: str, n: int | None = None, names: dict | None = None) -> sp.Basic:
+    """Parse a formula safely into a SymPy expression (or an unevaluated relation for ``lhs == rhs``).
+
+    ``n``: the number of classes, ``None`` for the catalogue's symbolic ``n``; ``names``: values
+    for identifiers (numbers, SymPy expressions, vectors). Raises :class:`FormulaError` (a
+    ``ValueError``) for anything malformed or not allowed; see the module docstring for the grammar.
+
+    >>> parse_formula("logsumexp(z) - z[c]") == logsumexp(vector("z")) - vector("z")[c]
+    True
+    """
+    return _builder(text, n, names).result
 
 
 # --- symxent verify -----------------------------------------------------------------------------
