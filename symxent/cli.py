@@ -47,7 +47,8 @@ def _show_as_json_or_latex(args, result) -> bool:
 
 def _print_steps(steps, indent: str) -> None:
     for step in steps:
-        print(f"{indent}{step.explanation}:\n{indent}    {step.expr}")
+        shown = getattr(step, "shown", step.expr)  # a proof's steps: readable bound indices
+        print(f"{indent}{step.explanation}:\n{indent}    {shown}")
 
 
 # --- subcommands ----------------------------------------------------------------------------
@@ -137,28 +138,35 @@ def cmd_derive(args) -> int:
 
 
 PROVE_EXIT = {"proved": 0, "proved_concrete": 0, "refuted": 1, "unknown": 3}
+#: an internal error (a symbolic proof the numbers contradict: a bug in symxent)
+INTERNAL_ERROR_EXIT = 4
 
 
 def cmd_prove(args) -> int:
-    """Prove or refute ``LHS == RHS`` (formulas through the safe parser)."""
-    from .prove import FormulaError, parse_formula, prove
+    """Prove or refute ``LHS relation RHS`` (formulas through the safe parser, never evaluated)."""
+    from .prove import FormulaError, prove
 
     try:
-        # parsed for a symbolic n; the prover substitutes a concrete --n itself
-        lhs, rhs = (parse_formula(side) for side in (args.lhs, args.rhs))
-        verdict = prove(lhs, rhs, n=args.n, relation=args.relation)
+        verdict = prove(args.lhs, args.rhs, assumptions=args.assume, n=args.n, relation=args.relation,
+                        timeout=args.timeout, memory=args.memory * 2**20)
     except FormulaError as exc:
         raise UserError(f"bad formula: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise UserError(str(exc)) from None
     if not _show_as_json_or_latex(args, verdict):
-        print(f"{verdict.status} ({verdict.method}, {verdict.seconds:.3f} s)")
+        checked = f", checked at {verdict.checked_points} points" if verdict.checked_points else ""
+        print(f"{verdict.status} ({verdict.method}{checked}, {verdict.seconds:.3f} s)")
         _print_steps(verdict.steps, indent="  ")
         if verdict.counterexample:
-            print("counterexample (mpmath, 50 digits):")
+            print("counterexample (a point of the domain; both sides by mpmath and SymPy, 50 digits):")
             for key, value in verdict.counterexample.items():
                 print(f"  {key} = {value}")
-    return PROVE_EXIT[verdict.status]
+        if verdict.internal_error:
+            print("INTERNAL ERROR: the symbolic steps reached a proof that the numbers contradict at:", file=sys.stderr)
+            for key, value in verdict.internal_error.items():
+                print(f"  {key} = {value}", file=sys.stderr)
+            print("This is a bug in symxent: please report it with the command above.", file=sys.stderr)
+    return INTERNAL_ERROR_EXIT if verdict.internal_error else PROVE_EXIT[verdict.status]
 
 
 def cmd_identities(args) -> int:
@@ -250,11 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latex", action="store_true", help="print the steps as a LaTeX align* block")
     p.add_argument("--json", action="store_true", help="print the derivation as JSON")
     p = _add(sub, "prove", cmd_prove, "prove LHS == RHS for general n, or refute it with a counterexample "
-                                       "(exit 0 proved, 1 refuted, 3 unknown, 2 bad input)")
+                                       "(exit 0 proved, 1 refuted, 3 unknown, 2 bad input, 4 internal error)")
     p.add_argument("lhs", help='left side, e.g. "-log(softmax(z)[c])"')
     p.add_argument("rhs", help='right side, e.g. "logsumexp(z) - z[c]"')
-    p.add_argument("--n", type=int, help="a concrete number of classes (default: general n)")
+    p.add_argument("--n", type=int, help="a concrete number of classes: every vector has n elements (default: "
+                                         "general n)")
     p.add_argument("--relation", choices=["==", ">=", "<="], default="==", help="the claim (default ==)")
+    p.add_argument("--assume", action="append", default=[], metavar="FACT",
+                   help='a domain, repeatable: "p: distribution" (or real, logits, positive, nonnegative, '
+                        'weights, probability, labels), "0 <= eps <= 1", "x > 0"; replaces the natural domain '
+                        "of that name (entropy(p): p a distribution; label_smoothing: [0, 1]; ...)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="give up with 'unknown (limit: time)' after this long (default 10)")
+    p.add_argument("--memory", type=int, default=1024, metavar="MB",
+                   help="give up with 'unknown (limit: memory)' beyond this much more memory (default 1024)")
     p.add_argument("--latex", action="store_true", help="print the steps as LaTeX")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
 

@@ -178,9 +178,13 @@ def test_identity_simplify_cannot_decide_is_unknown_not_proved():
 
 
 def test_true_inequality_without_a_proof_is_unknown():
-    """H(p) >= 0 holds for probability vectors, but the log lemma alone does not show it."""
-    verdict = prove(entropy(p), 0, assumptions=SUMS_TO_ONE[:1], relation=">=")
+    """logsumexp(z) >= mean(z) holds (Jensen: log of a mean of exponentials is at least the mean), but
+    no tactic of the prover shows it: unknown, not proved and not refuted. (H(p) >= 0, this test's
+    earlier example, is proved now: elements >= 0 summing to 1 are each <= 1, so -p log p >= 0.)"""
+    verdict = prove(logsumexp(z), class_sum(lambda m: z[m], z) / n, relation=">=")
     assert verdict.status == UNKNOWN
+    assert verdict.counterexample is None and verdict.checked_points >= 20
+    assert prove(entropy(p), 0, assumptions=SUMS_TO_ONE[:1], relation=">=").status == PROVED
 
 
 # --- the verdict object and bad input ------------------------------------------------------------

@@ -102,10 +102,16 @@ def readable(expr, avoid: Iterable = ()):
     """``expr`` with every bound index renamed to a short letter (its own name where possible) that no
     free symbol of ``expr`` or ``avoid``, no enclosing sum and nothing in its body uses: for printing,
     not for computing."""
-    if not isinstance(expr, sp.Basic) or not expr.has(sp.Sum):
+    if not isinstance(expr, sp.Basic):
         return expr
     bound = set(_bound_variables(expr))
     free_names = {s.name for s in expr.atoms(sp.Symbol) if s not in bound} | _names_in(avoid)
+    # a free Dummy index (a summand shown on its own, "for every class i") prints without its underscore
+    loose = {d: bound_index(fresh_name(d.name.lstrip("_") or "i", free_names)) for d in expr.atoms(sp.Dummy)
+             if d not in bound and d.is_integer}
+    expr = expr.xreplace(loose) if loose else expr
+    if not expr.has(sp.Sum):
+        return expr
 
     def letter(old, others):
         return bound_index(fresh_name(old.name.lstrip("_").rstrip("0123456789") or "i", free_names | others))

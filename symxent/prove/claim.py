@@ -243,6 +243,8 @@ def make_claim(lhs, rhs, relation: str = "==", assumptions=(), n: Optional[int] 
     for variable, name in [(s, s.name) for s in scalars] + [(v, str(v.label)) for v in vectors]:
         chosen = stated.get(name, natural.get(name, D.REAL))  # a stated domain replaces the natural one
         domain = D.symbol_domain(variable).intersect(chosen)
+        if domain.simplex and domain.nonnegative:  # elements >= 0 that sum to 1 are each <= 1
+            domain = domain.intersect(D.Domain(upper=sp.S.One, label=domain.label))
         if isinstance(variable, sp.IndexedBase):
             claim.vectors[variable] = domain
         else:

@@ -31,6 +31,7 @@ from sympy.core.relational import Relational
 from ..definitions.functions import eliminate
 from . import domains as D
 from .claim import Claim, index_symbols, length_symbols
+from .inequalities import Prover, bounds, nonnegative_by_ranges
 from .limits import guarded_expand
 from .verdict import Trace
 
@@ -327,62 +328,201 @@ def _decide_termwise(expr, trace: Trace) -> tuple:
 
 # --- inequalities: the lemma log x <= x - 1 ---------------------------------------------------
 
-def _log_lemma_bound(summand):
+def _log_lemma_bound(summand, facts: Optional[Facts] = None, collect: bool = False):
     """A lower bound of ``summand`` from ``log x <= x - 1`` (x > 0), or None if no term applies.
 
-    Log terms are first grouped by their weight: ``w log u - w log v = w log(u / v)``. Then
-    ``w log u >= w (1 - 1/u)`` for ``w > 0`` and ``w log u >= w (u - 1)`` for ``w < 0``.
+    Log terms are first grouped by their weight: ``w log u - w log v = w log(u / v)``; the weights are
+    those of the fully expanded sum (``collect=False``: ``p log(p/m)`` pairs ``log p`` with ``-log m``)
+    or each log's whole coefficient (``collect=True``: ``(1 - r) log u`` keeps the weight ``1 - r``).
+    Then ``w log u >= w (1 - 1/u)`` for ``w >= 0`` and ``w log u >= w (u - 1)`` for ``w <= 0``.
     """
+    domains = facts.domains if facts is not None else {}
     groups, rest = {}, sp.S.Zero
-    for term in sp.Add.make_args(guarded_expand(summand)):
-        logs = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.log)]
-        if len(logs) != 1 or not logs[0].args[0].is_positive:
-            rest += term
+    if collect:
+        logs = sorted(summand.atoms(sp.log), key=sp.default_sort_key)
+        expanded = guarded_expand(summand, log=False)
+        pairs = list(sp.collect(expanded, logs, evaluate=False).items()) if logs else [(sp.S.One, expanded)]
+    else:
+        pairs = []
+        for term in sp.Add.make_args(guarded_expand(summand)):
+            logs = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.log)]
+            pairs.append((logs[0], term / logs[0]) if len(logs) == 1 else (sp.S.One, term))
+    for key, weight in pairs:
+        argument = key.args[0] if isinstance(key, sp.log) else None
+        if argument is None or weight.has(sp.log) or not (argument.is_positive or _nonnegative(argument, domains)):
+            rest += key * weight
             continue
-        weight = term / logs[0]
         sign = -1 if weight.could_extract_minus_sign() else 1
-        groups.setdefault(sign * weight, []).append((sign, logs[0].args[0]))
+        groups.setdefault(sp.factor_terms(sign * weight), []).append((sign, argument))
     if not groups:
         return None
     bound = rest
     for weight, parts in groups.items():
         ratio = sp.Mul(*[u**s for s, u in parts])
-        if weight.is_positive:
+        if weight.is_nonnegative or _nonnegative(weight, domains):
             bound += weight * (1 - 1 / ratio)
-        elif weight.is_negative:
+        elif weight.is_nonpositive or _nonnegative(-weight, domains):
             bound += weight * (ratio - 1)
         else:
             return None
     return bound
 
 
-def _symbolic_nonnegative(difference, facts: Facts, trace: Trace) -> tuple:
-    """Try to show ``difference >= 0``; returns (proved, method)."""
-    expr = normalise_sums(difference)
-    trace.add("sums normalised", expr)
-    expr = _apply_constraints(expr, facts, trace)
-    if expr.is_nonnegative:
-        return True, "sign of the terms"
+def _positive(expr, domains) -> bool:
+    lo = bounds(expr, domains)[0]
+    return lo != 0 and nonnegative_by_ranges(expr, domains)
+
+
+def _nonnegative(expr, domains) -> bool:
+    """``expr >= 0`` by ranges; for a log's argument that suffices: where it is 0 the log, and with it
+    the claim, is undefined, so the lemma is only used where the argument is > 0."""
+    return nonnegative_by_ranges(expr, domains)
+
+
+def _lemma(expr, facts: Facts, trace: Trace) -> bool:
+    """``expr >= 0`` by bounding each ``w log u`` from below with ``log x <= x - 1``: the weights of the
+    expanded sum first, then each log's whole coefficient. Only the successful attempt's steps are kept."""
+    for collect in (False, True):
+        attempt = Trace()
+        if _lemma_once(expr, facts, attempt, collect):
+            trace.steps.extend(attempt.steps)
+            return True
+    return False
+
+
+def _lemma_once(expr, facts: Facts, trace: Trace, collect: bool) -> bool:
     merged = _merge_sums(expr)
     trace.add("sums with equal limits combined", merged)
     bound = sp.S.Zero
     for term in sp.Add.make_args(merged):
         sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
-        if len(sums) == 1 and (term / sums[0]).is_positive:
-            inner = _log_lemma_bound(sums[0].function)
+        if len(sums) == 1 and ((term / sums[0]).is_positive or _positive(term / sums[0], facts.domains)):
+            inner = _log_lemma_bound(sums[0].function, facts, collect)
             bound += term if inner is None else (term / sums[0]) * sp.Sum(inner, *sums[0].limits)
         else:
-            inner = _log_lemma_bound(term)
+            inner = _log_lemma_bound(term, facts, collect)
             bound += term if inner is None else inner
+    if bound == merged:
+        return False
     trace.add("each w log u bounded below with log x <= x - 1 (x > 0); a sum of lower bounds "
               "is a lower bound", bound, ">=")
     bound = _apply_constraints(normalise_sums(bound), facts, trace)
     atomised, back = _atomise_sums(bound)
     simplified = sp.cancel(guarded_expand(atomised))
     trace.add("lower bound simplified", simplified.xreplace(back))
-    if simplified == 0 or simplified.is_nonnegative:
-        return True, "lemma log x <= x - 1"
-    return False, "lemma log x <= x - 1"
+    return simplified == 0 or bool(simplified.is_nonnegative) or \
+        nonnegative_by_ranges(simplified.xreplace(back), facts.domains)
+
+
+def _absorbed(expr, facts: Facts) -> list:
+    """``expr`` with its terms outside the class sums moved inside a sum weighted by a vector that sums
+    to 1 (``c = sum_i c p_i``), or a constant spread over log weights that add up to 1
+    (``c = c r + c (1 - r)``): ``(explanation, expression)`` for each way that applies."""
+    out = []
+    simplex = [lhs.function.base for lhs, _ in facts.constraints if isinstance(lhs, sp.Sum)]
+    terms = sp.Add.make_args(expr)
+    sum_terms = [t for t in terms if any(isinstance(f, sp.Sum) and f.limits[0][1] == 0 and
+                                        length_symbols(f.limits[0][2] + 1) for f in sp.Mul.make_args(t))]
+    others = sp.Add(*[t for t in terms if t not in sum_terms])
+    if simplex and others != 0 and sum_terms:
+        index = sp.Dummy("i", integer=True, nonnegative=True)
+        size = next(iter(length_symbols(expr)), None)
+        if size is not None:
+            body = sp.S.Zero
+            for t in sum_terms:
+                the_sum = next(f for f in sp.Mul.make_args(t) if isinstance(f, sp.Sum))
+                body += (t / the_sum) * the_sum.function.xreplace({the_sum.limits[0][0]: index})
+            body += sp.Add(*[others / len(simplex) * base[index] for base in simplex])
+            names = ", ".join(str(b) for b in simplex)
+            out.append((f"the terms outside the sums times sum {names} = 1, moved inside",
+                        sp.Sum(body, (index, 0, size - 1))))
+    groups, constant = _log_groups(expr)
+    weights = list(groups)
+    if len(weights) >= 2 and constant != 0 and sp.simplify(sp.Add(*weights) - 1) == 0:
+        spread = sp.Add(*[w * sp.log(sp.Mul(*us) * sp.exp(constant), evaluate=False) for w, us in groups.items()])
+        out.append((f"the constant {sp.sstr(constant)} = {sp.sstr(constant)} * ({' + '.join(map(sp.sstr, weights))}), "
+                    "the weights of the logs adding up to 1", spread))
+    return out
+
+
+def _log_groups(expr) -> tuple:
+    """``({weight: [arguments]}, constant)`` for ``expr = sum_u w_u log u + constant``, the logs of
+    numbers counted in the constant; ``({}, expr)`` when ``expr`` is not of that form."""
+    logs = sorted({lg for lg in expr.atoms(sp.log) if not lg.args[0].is_number}, key=sp.default_sort_key)
+    if not logs or expr.has(sp.Sum):
+        return {}, expr
+    collected = sp.collect(sp.expand(expr, log=False), logs, evaluate=False)
+    groups, constant = {}, sp.S.Zero
+    for key, coeff in collected.items():
+        if key == 1:
+            constant += coeff
+        elif isinstance(key, sp.log) and not coeff.has(sp.log):
+            groups.setdefault(sp.factor_terms(coeff), []).append(key.args[0])
+        else:
+            return {}, expr
+    if any(not lg.args[0].is_number for lg in constant.atoms(sp.log)):
+        return {}, expr
+    return groups, constant
+
+
+def _nonnegative_once(expr, facts: Facts, trace: Trace, indices) -> Optional[str]:
+    """One attempt on ``expr`` (no case split): the tactics of inequalities.py, then the lemma, each also
+    on the absorbed forms. Only the successful attempt's steps are kept."""
+    attempt = Trace()
+    how = Prover(facts, attempt, indices).nonnegative(expr)
+    if how:
+        trace.steps.extend(attempt.steps)
+        return how
+    for label, variant in _absorbed(expr, facts):
+        attempt = Trace()
+        attempt.add(label, variant)
+        how = Prover(facts, attempt, indices).nonnegative(variant)
+        if how:
+            trace.steps.extend(attempt.steps)
+            return how
+        if _lemma(variant, facts, attempt):
+            trace.steps.extend(attempt.steps)
+            return "lemma log x <= x - 1"
+    attempt = Trace()
+    if _lemma(expr, facts, attempt):
+        trace.steps.extend(attempt.steps)
+        return "lemma log x <= x - 1"
+    return None
+
+
+def _symbolic_nonnegative(difference, facts: Facts, trace: Trace) -> tuple:
+    """Try to show ``difference >= 0``; returns (proved, method). Without a direct proof, split into the
+    sign cases of the Max / Min / Abs arguments, then of the real scalars (at most two)."""
+    expr = normalise_sums(difference)
+    trace.add("sums normalised", expr)
+    expr = _apply_constraints(expr, facts, trace)
+    if expr.is_nonnegative:
+        return True, "sign of the terms"
+    indices = index_symbols(expr)
+    how = _nonnegative_once(expr, facts, trace, indices)
+    if how:
+        return True, how
+    atoms = _sign_atoms(expr)
+    scalars = sorted((s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s.is_real and not s.is_integer
+                      and s.is_positive is None and s.is_negative is None and facts.domains.get(s) is not None
+                      and facts.domains[s].lower is None and facts.domains[s].upper is None),
+                     key=sp.default_sort_key)[:2]
+    for split in (atoms, atoms + [s for s in scalars if s not in atoms]):
+        if not split or len(split) > MAX_SIGN_ATOMS or not all(a.is_real and isinstance(a, (sp.Symbol, sp.Indexed))
+                                                            for a in split):
+            continue
+        attempt, methods = Trace(), []
+        for values, text in _sign_cases(split):
+            case = expr.xreplace(values)
+            attempt.add(f"case {text}", case, "->")
+            how = _nonnegative_once(case, facts, attempt, indices)
+            if not how:
+                break
+            methods.append(how)
+        else:
+            trace.steps.extend(attempt.steps)
+            return True, f"case split on the sign of {', '.join(map(str, split))}"
+    return False, "no bound found"
 
 
 # --- concrete n -------------------------------------------------------------------------------
