@@ -66,11 +66,12 @@ def _specs(claim: Claim, rng: random.Random) -> list:
             [size for _ in range(ROUNDS) for size in SIZES] + [1, 1]
     else:
         sizes = [claim.n] * SCALAR_POINTS
-    specs = []
+    specs, patterns = [], {}
     for number, size in enumerate(sizes):
         range_ = size if size is not None else 4
-        assignment = _indices(claim.indices, range_, number % 3, rng)
-        specs.append((size, assignment, KINDS[number % len(KINDS)]))
+        if size not in patterns:  # three index assignments per size, reused (a derivative is written out once each)
+            patterns[size] = [_indices(claim.indices, range_, pattern, rng) for pattern in range(3)]
+        specs.append((size, patterns[size][number % 3], KINDS[number % len(KINDS)]))
     return specs
 
 
@@ -173,8 +174,11 @@ class _Sides:
                 value = numeric.evaluate(side, point)
             except LookupError:
                 pass
-        if value is None:  # undefined at 50 digits, or unknown to the walk: SymPy decides
-            value = numeric.sympy_number(self._written_out(side, size, assignment).xreplace(point.values))
+        if value is None:  # undefined at 60 digits: a cancellation (1 - sigmoid(600)) or truly undefined
+            try:
+                return numeric.evaluate(side, point, digits=12 * numeric.DIGITS)
+            except LookupError:
+                value = numeric.sympy_number(self._written_out(side, size, assignment).xreplace(point.values))
         return value
 
     def _written_out(self, side, size, assignment: dict):

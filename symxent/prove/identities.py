@@ -76,6 +76,9 @@ class Identity:
     source: str = ""
     relation: str = "=="
     build: Callable[[], tuple] = field(default=None, repr=False, compare=False)
+    #: the row is proved from its formula strings (their natural domains apply: entropy(p) makes p a
+    #: distribution); else from ``build`` with ``assumptions``
+    formula: bool = False
 
     def sides(self) -> tuple:
         """The two sides as SymPy expressions."""
@@ -93,15 +96,38 @@ def _false(name, lhs, rhs, build, description, source="", **kw) -> Identity:
     return Identity(name, lhs, rhs, REFUTED, description=description, source=source, build=build, **kw)
 
 
+def _formula(name, lhs, rhs, expected, description, source, assumptions=(), relation="==") -> Identity:
+    """A row stated as formulas, proved from the strings themselves (natural domains included)."""
+    def build():
+        from .parse import parse_formula
+        return parse_formula(lhs, names=NAMES), parse_formula(rhs, names=NAMES)
+    return Identity(name, lhs, rhs, expected, tuple(assumptions), description=description, source=source,
+                    relation=relation, build=build, formula=True)
+
+
+# the books and papers the rows come from
+COVER_THOMAS = "Cover & Thomas, Elements of Information Theory, 2nd ed. (2006)"
+GOODFELLOW = "Goodfellow, Bengio & Courville, Deep Learning (2016)"
+BISHOP = "Bishop, Pattern Recognition and Machine Learning (2006)"
+BOYD = "Boyd & Vandenberghe, Convex Optimization (2004)"
+LIN_JS = "Lin, Divergence measures based on the Shannon entropy, IEEE Trans. Inf. Theory 37(1) (1991)"
+HINTON_KD = "Hinton, Vinyals & Dean, Distilling the Knowledge in a Neural Network (2015), sec. 2"
+SZEGEDY_LS = "Szegedy et al., Rethinking the Inception Architecture for Computer Vision (2016), sec. 7"
+MULLER_LS = "Mueller, Kornblith & Hinton, When Does Label Smoothing Help? (NeurIPS 2019)"
+LIN_FOCAL = "Lin et al., Focal Loss for Dense Object Detection (ICCV 2017), sec. 3"
+JURAFSKY = "Jurafsky & Martin, Speech and Language Processing, 3rd ed. draft, ch. 3 (perplexity)"
+PYTORCH = "PyTorch documentation, torch.nn.functional"
+
+
 IDENTITIES: tuple = (
     # --- logsumexp and softmax: the rewrites the code generator relies on ---
     _true("logsumexp_shift", "logsumexp(z)", "a + log(sum(exp(z[j] - a), j))",
           lambda: (logsumexp(z), a + sp.log(_sum_exp(z, a))),
           "logsumexp may be computed after subtracting any real a; a = max(z) is the stable max-shift",
-          "SEMANTICS.md; used by codegen (stable logsumexp)"),
+          "Goodfellow, Bengio, Courville, Deep Learning (2016), sec. 4.1; used by codegen (stable logsumexp)"),
     _true("logsumexp_translation", "log(sum(exp(z[j] + a), j))", "logsumexp(z) + a",
           lambda: (logsumexp(_shifted(z, a)), logsumexp(z) + a),
-          "adding a constant to every logit shifts logsumexp by it", "SEMANTICS.md"),
+          "adding a constant to every logit shifts logsumexp by it", "PyTorch documentation, torch.nn.functional"),
     _true("softmax_via_logsumexp", "exp(z[k]) / sum(exp(z[j]), j)", "exp(z[k] - logsumexp(z))",
           lambda: (softmax(z, k), sp.exp(z[k] - logsumexp(z))),
           "softmax computed from the stable logsumexp", "used by codegen"),
@@ -113,10 +139,10 @@ IDENTITIES: tuple = (
           "log-softmax without a division or a log of a small number", "used by codegen"),
     _true("ce_is_lse_minus_target", "-log(softmax(z)[c])", "logsumexp(z) - z[c]",
           lambda: (-sp.log(softmax(z, c)), logsumexp(z) - z[c]),
-          "cross-entropy of an index target from logits", "SEMANTICS.md; used by codegen"),
+          "cross-entropy of an index target from logits", "PyTorch documentation, torch.nn.functional; used by codegen"),
     _true("ce_equals_nll_of_log_softmax", "softmax_cross_entropy(z, c, weight=w)", "nll(log_softmax(z), c, weight=w)",
           lambda: (softmax_cross_entropy(z, c, weight=w), nll(log_softmax(z), c, weight=w)),
-          "F.cross_entropy is F.nll_loss after F.log_softmax (with class weights)", "SEMANTICS.md"),
+          "F.cross_entropy is F.nll_loss after F.log_softmax (with class weights)", "PyTorch documentation, torch.nn.functional"),
     _true("exp_add_log", "exp(a + b*log(r))", "exp(a)*r**b",
           lambda: (sp.exp(a + b * sp.log(r)), sp.exp(a) * r**b),
           "exp(a + b log x) = exp(a) x^b for x > 0: softmax as exp(z_k - m) / S after the max-shift",
@@ -139,38 +165,38 @@ IDENTITIES: tuple = (
           "the gradient of logsumexp is softmax"),
     _true("ce_grad_is_softmax_minus_onehot", "diff(softmax_cross_entropy(z, c), z[k])", "softmax(z)[k] - delta(k, c)",
           lambda: (sp.Derivative(softmax_cross_entropy(z, c), z[k]), softmax(z, k) - sp.KroneckerDelta(k, c)),
-          "gradient of cross-entropy with an index target", "SEMANTICS.md; used by codegen"),
+          "gradient of cross-entropy with an index target", "PyTorch documentation, torch.nn.functional; used by codegen"),
     _true("ce_prob_grad_is_softmax_minus_target", "diff(softmax_cross_entropy_prob(z, y), z[k])",
           "softmax(z)[k] - y[k]",
           lambda: (sp.Derivative(softmax_cross_entropy_prob(z, y), z[k]), softmax(z, k) - y[k]),
-          "gradient of cross-entropy with a probability target summing to 1", "SEMANTICS.md; used by codegen",
+          "gradient of cross-entropy with a probability target summing to 1", "PyTorch documentation, torch.nn.functional; used by codegen",
           assumptions=(Y_SUMS_TO_ONE,)),
     _true("label_smoothing_grad", "diff(softmax_cross_entropy(z, c, label_smoothing=eps), z[k])",
           "softmax(z)[k] - (1 - eps)*delta(k, c) - eps/n",
           lambda: (sp.Derivative(softmax_cross_entropy(z, c, label_smoothing=eps), z[k]),
                    softmax(z, k) - (1 - eps) * sp.KroneckerDelta(k, c) - eps / n),
-          "gradient of label-smoothed cross-entropy (PyTorch's eps / n)", "SEMANTICS.md; used by codegen",
+          "gradient of label-smoothed cross-entropy (PyTorch's eps / n)", "PyTorch documentation, torch.nn.functional; used by codegen",
           assumptions=(EPS_BELOW_ONE,)),
     _true("logsumexp_hessian", "diff(diff(logsumexp(z), z[k]), z[l])",
           "softmax(z)[k]*delta(k, l) - softmax(z)[k]*softmax(z)[l]",
           lambda: (sp.Derivative(logsumexp(z), z[k], z[l]),
                    softmax(z, k) * sp.KroneckerDelta(k, l) - softmax(z, k) * softmax(z, l)),
-          "Hessian of logsumexp: diag(s) - s s^T", "SEMANTICS.md"),
+          "Hessian of logsumexp: diag(s) - s s^T", "PyTorch documentation, torch.nn.functional"),
     # --- label smoothing ---
     _true("label_smoothing_index_equals_prob_target", "softmax_cross_entropy(z, c, weight=w, label_smoothing=eps)",
           "-sum(w[i]*((1 - eps)*delta(i, c) + eps/n)*log_softmax(z)[i], i)",
           lambda: (softmax_cross_entropy(z, c, weight=w, label_smoothing=eps),
                    softmax_cross_entropy_prob(z, one_hot(c, n), weight=w, label_smoothing=eps)),
           "an index target smoothed by eps is the probability target (1 - eps) onehot + eps/n (none, sum)",
-          "SEMANTICS.md", assumptions=(EPS_BELOW_ONE,)),
+          "PyTorch documentation, torch.nn.functional", assumptions=(EPS_BELOW_ONE,)),
     # --- information theory ---
     _true("kl_is_ce_minus_entropy", "kl_divergence(p, q)", "cross_entropy(p, q) - entropy(p)",
           lambda: (kl_divergence(p, q), cross_entropy(p, q) - entropy(p)),
-          "KL divergence is cross-entropy minus entropy", "SEMANTICS.md"),
+          "KL divergence is cross-entropy minus entropy", "PyTorch documentation, torch.nn.functional"),
     _true("ce_self_is_entropy", "cross_entropy(p, p)", "entropy(p)", lambda: (cross_entropy(p, p), entropy(p)),
-          "the cross-entropy of a distribution with itself is its entropy", "SEMANTICS.md"),
+          "the cross-entropy of a distribution with itself is its entropy", "PyTorch documentation, torch.nn.functional"),
     _true("gibbs_inequality", "kl_divergence(p, q)", "0", lambda: (kl_divergence(p, q), sp.S.Zero),
-          "Gibbs' inequality KL >= 0 for probability vectors, via log x <= x - 1", "SEMANTICS.md",
+          "Gibbs' inequality KL >= 0 for probability vectors, via log x <= x - 1", "PyTorch documentation, torch.nn.functional",
           assumptions=(P_SUMS_TO_ONE, Q_SUMS_TO_ONE), relation=">="),
     _true("cross_entropy_at_least_entropy", "cross_entropy(p, q)", "entropy(p)",
           lambda: (cross_entropy(p, q), entropy(p)),
@@ -178,10 +204,10 @@ IDENTITIES: tuple = (
           relation=">="),
     _true("entropy_base_change", "entropy(p, 2)", "entropy(p) / log(2)",
           lambda: (entropy(p, 2), entropy(p) / sp.log(2)),
-          "entropy in bits is entropy in nats divided by ln 2", "SEMANTICS.md"),
+          "entropy in bits is entropy in nats divided by ln 2", "PyTorch documentation, torch.nn.functional"),
     _true("cross_entropy_base_change", "cross_entropy(p, q, 10)", "cross_entropy(p, q) / log(10)",
           lambda: (cross_entropy(p, q, 10), cross_entropy(p, q) / sp.log(10)),
-          "cross-entropy in base 10 is cross-entropy in nats divided by ln 10", "seed documents"),
+          "cross-entropy in base 10 is cross-entropy in nats divided by ln 10", "the source documents of the worked examples (symxent examples)"),
     _true("binary_entropy_derivative", "diff(binary_entropy(r), r)", "log((1 - r)/r)",
           lambda: (sp.Derivative(binary_entropy(r), r), sp.log((1 - r) / r)),
           "derivative of the binary entropy (nats), 0 < r < 1", "", assumptions=(R_BELOW_ONE,)),
@@ -209,21 +235,21 @@ IDENTITIES: tuple = (
           "sigmoid's fdiff, sigma (1 - sigma), agrees with differentiating its formula"),
     _true("bce_with_logits_is_softplus", "bce_with_logits(x, t)", "softplus(x) - t*x",
           lambda: (bce_with_logits(x, t), softplus(x) - t * x),
-          "BCE with logits is softplus(x) - t x", "SEMANTICS.md; used by codegen"),
+          "BCE with logits is softplus(x) - t x", "PyTorch documentation, torch.nn.functional; used by codegen"),
     _true("bce_of_sigmoid_is_bce_with_logits", "-(t*log(sigmoid(x)) + (1 - t)*log(1 - sigmoid(x)))",
           "bce_with_logits(x, t)",
           lambda: (-(t * sp.log(sigmoid(x)) + (1 - t) * sp.log(1 - sigmoid(x))), bce_with_logits(x, t)),
-          "BCE of sigmoid(x) (without PyTorch's log clamp) equals BCE with logits", "SEMANTICS.md"),
+          "BCE of sigmoid(x) (without PyTorch's log clamp) equals BCE with logits", "PyTorch documentation, torch.nn.functional"),
     _true("bce_is_two_class_ce", "bce_with_logits(x, t)", "softmax_cross_entropy_prob([0, x], [1 - t, t])",
           lambda: (bce_with_logits(x, t), softmax_cross_entropy_prob((sp.S.Zero, x), (1 - t, t))),
-          "binary cross-entropy is 2-class softmax cross-entropy with logits [0, x]", "SEMANTICS.md"),
+          "binary cross-entropy is 2-class softmax cross-entropy with logits [0, x]", "PyTorch documentation, torch.nn.functional"),
     _true("bce_with_logits_grad", "diff(bce_with_logits(x, t), x)", "sigmoid(x) - t",
           lambda: (sp.Derivative(bce_with_logits(x, t), x), sigmoid(x) - t),
-          "gradient of BCE with logits", "SEMANTICS.md; used by codegen"),
+          "gradient of BCE with logits", "PyTorch documentation, torch.nn.functional; used by codegen"),
     _true("bce_with_logits_pos_weight_grad", "diff(bce_with_logits(x, t, pos_weight), x)",
           "(1 + (pos_weight - 1)*t)*sigmoid(x) - pos_weight*t",
           lambda: (sp.Derivative(bce_with_logits(x, t, pw), x), (1 + (pw - 1) * t) * sigmoid(x) - pw * t),
-          "gradient of BCE with logits and pos_weight", "SEMANTICS.md; used by codegen"),
+          "gradient of BCE with logits and pos_weight", "PyTorch documentation, torch.nn.functional; used by codegen"),
     _true("multilabel_bce_is_sum_of_softplus", "multilabel_bce_with_logits(z, y)",
           "sum(softplus(z[i]) - y[i]*z[i], i)",
           lambda: (multilabel_bce_with_logits(z, y), class_sum(lambda m: softplus(z[m]) - y[m] * z[m], z)),
@@ -244,7 +270,7 @@ IDENTITIES: tuple = (
            "softmax_cross_entropy(z, c, label_smoothing=eps)",
            lambda: (_megatron_smoothing(z, c, eps), softmax_cross_entropy(z, c, label_smoothing=eps)),
            "Megatron-LM smooths with eps*C/(C-1), PyTorch with eps/C: not the same loss",
-           "SEMANTICS.md", assumptions=(eps < sp.Rational(1, 2),)),
+           "PyTorch documentation, torch.nn.functional", assumptions=(eps < sp.Rational(1, 2),)),
     _false("softmax_scale_invariant", "exp(2*z[k]) / sum(exp(2*z[j]), j)", "softmax(z)[k]",
            lambda: (softmax(_shifted(z, 0, 2), k), softmax(z, k)),
            "softmax is shift invariant, not scale invariant (temperature matters)"),
@@ -252,18 +278,143 @@ IDENTITIES: tuple = (
            "cross_entropy_loss([u, v], [0, 2], weight=w, reduction='sum') / 2",
            lambda: (_weighted_batch("mean"), _weighted_batch("sum") / 2),
            "with class weights, mean divides by the sum of the targets' weights, not by N (3 classes)",
-           "SEMANTICS.md"),
+           "PyTorch documentation, torch.nn.functional"),
     _false("sigmoid_multilabel_equals_softmax", "sigmoid(z[k])", "softmax(z)[k]",
            lambda: (sigmoid(z[k]), softmax(z, k)),
-           "independent sigmoids (multi-label) are not softmax (multi-class)", "seed documents"),
+           "independent sigmoids (multi-label) are not softmax (multi-class)", "the source documents of the worked examples (symxent examples)"),
     _false("entropy_bits_times_ln2", "entropy(p, 2)", "entropy(p) * log(2)",
            lambda: (entropy(p, 2), entropy(p) * sp.log(2)),
            "changing base divides by ln 2; it does not multiply", assumptions=(P_SUMS_TO_ONE,)),
     _false("bce_clamped_equals_bce_with_logits", "bce(sigmoid(x), t)", "bce_with_logits(x, t)",
            lambda: (bce(sigmoid(x), t), bce_with_logits(x, t)),
            "PyTorch clamps the logs of binary_cross_entropy at -100: it differs from the logits form for |x| > 100",
-           "SEMANTICS.md", assumptions=(t >= 0, t <= 1)),
+           "PyTorch documentation, torch.nn.functional", assumptions=(t >= 0, t <= 1)),
 )
+
+
+# --- what textbooks state: inequalities (proved for every n) ---------------------------------------
+
+TEXTBOOK_INEQUALITIES: tuple = (
+    _formula("logsumexp_at_least_each_logit", "logsumexp(z)", "z[k]", PROVED,
+             "logsumexp is a soft maximum: at least every logit", f"{BOYD}, sec. 3.1.5", relation=">="),
+    _formula("logsumexp_at_least_max", "logsumexp(z)", "max(z)", PROVED,
+             "logsumexp is at least the largest logit", f"{BOYD}, sec. 3.1.5; {GOODFELLOW}, sec. 4.1",
+             relation=">="),
+    _formula("logsumexp_at_most_max_plus_log_n", "logsumexp(z)", "max(z) + log(n)", PROVED,
+             "logsumexp exceeds the largest logit by at most log n", f"{BOYD}, sec. 3.1.5", relation="<="),
+    _formula("entropy_nonnegative", "entropy(p)", "0", PROVED, "entropy is never negative",
+             f"{COVER_THOMAS}, Lemma 2.1.1", relation=">="),
+    _formula("entropy_at_most_log_n", "entropy(p)", "log(n)", PROVED,
+             "entropy is at most log n, the entropy of the uniform distribution", f"{COVER_THOMAS}, Theorem 2.6.4",
+             relation="<="),
+    _formula("cross_entropy_loss_nonnegative", "ce(z, c)", "0", PROVED, "cross-entropy from logits is never negative",
+             f"{GOODFELLOW}, sec. 6.2.2.3", relation=">="),
+    _formula("soft_target_cross_entropy_nonnegative", "softmax_cross_entropy_prob(z, y)", "0", PROVED,
+             "cross-entropy with a probability target is never negative", f"{GOODFELLOW}, sec. 6.2.2.3",
+             relation=">="),
+    _formula("log_softmax_nonpositive", "log_softmax(z)[k]", "0", PROVED, "log-probabilities are at most 0",
+             f"{GOODFELLOW}, sec. 6.2.2.3", relation="<="),
+    _formula("softmax_at_most_one", "softmax(z)[k]", "1", PROVED, "a softmax output is a probability",
+             f"{BISHOP}, sec. 4.3.4", relation="<="),
+    _formula("softplus_at_least_relu", "softplus(x)", "max(x, 0)", PROVED, "softplus is a smooth upper bound of ReLU",
+             f"{GOODFELLOW}, sec. 3.10", relation=">="),
+    _formula("jensen_shannon_nonnegative", "js(p, q)", "0", PROVED, "the Jensen-Shannon divergence is never negative",
+             f"{LIN_JS}", relation=">="),
+    _formula("jensen_shannon_at_most_log_2", "js(p, q)", "log(2)", PROVED, "the Jensen-Shannon divergence is at most log 2",
+             f"{LIN_JS}, Theorem 4", relation="<="),
+    _formula("binary_entropy_nonnegative", "binary_entropy(r)", "0", PROVED, "binary entropy is never negative",
+             f"{COVER_THOMAS}, sec. 2.1", relation=">="),
+    _formula("binary_entropy_at_most_log_2", "binary_entropy(r)", "log(2)", PROVED, "binary entropy is at most one bit",
+             f"{COVER_THOMAS}, sec. 2.1 (Example 2.1.1)", relation="<="),
+    _formula("bce_with_logits_nonnegative", "bce_with_logits(x, t)", "0", PROVED,
+             "BCE with logits is never negative for a target in [0, 1]", f"{BISHOP}, sec. 4.3.2", relation=">="),
+)
+
+# --- what textbooks state: identities ----------------------------------------------------------
+
+TEXTBOOK_IDENTITIES: tuple = (
+    _formula("two_logit_cross_entropy_is_softplus", "ce([a, b], 0)", "softplus(b - a)", PROVED,
+             "cross-entropy of two logits, target 0, is softplus of their difference", f"{BISHOP}, sec. 4.2, eq. 4.57"),
+    _formula("two_logit_soft_target_is_bce_with_logits", "softmax_cross_entropy_prob([a, b], [1 - t, t])",
+             "bce_with_logits(b - a, t)", PROVED,
+             "two-class cross-entropy with a probability target is BCE with logits of the difference",
+             f"{BISHOP}, sec. 4.2-4.3"),
+    _formula("two_class_softmax_is_sigmoid", "softmax([a, b])[1]", "sigmoid(b - a)", PROVED,
+             "softmax over two classes is the logistic sigmoid of the difference", f"{BISHOP}, sec. 4.2, eq. 4.57"),
+    _formula("sigmoid_via_tanh", "sigmoid(x)", "(1 + tanh(x/2))/2", PROVED, "sigmoid is a shifted, scaled tanh",
+             f"{GOODFELLOW}, sec. 3.10"),
+    _formula("logit_of_sigmoid", "log(sigmoid(x)/(1 - sigmoid(x)))", "x", PROVED, "the log-odds of sigmoid(x) is x",
+             f"{BISHOP}, sec. 4.2, eq. 4.58"),
+    _formula("log_sigmoid_derivative", "diff(log_sigmoid(x), x)", "sigmoid(-x)", PROVED,
+             "d/dx log sigma(x) = sigma(-x) = 1 - sigma(x)", f"{BISHOP}, sec. 4.2, eq. 4.88"),
+    _formula("bce_with_logits_symmetry", "bce_with_logits(-x, 1 - t)", "bce_with_logits(x, t)", PROVED,
+             "flipping the logit and the label leaves BCE unchanged", PYTORCH),
+    _formula("log_exp_temperature", "log(exp(x/T))", "x/T", PROVED, "log exp is the identity on reals, e.g. x / T",
+             HINTON_KD, ("T > 0",)),
+    _formula("temperature_log_softmax", "log_softmax(z/T)[k]", "z[k]/T - logsumexp(z/T)", PROVED,
+             "log-softmax at temperature T", HINTON_KD, ("T > 0",)),
+    _formula("distillation_gradient_with_t_squared", "diff(T**2*kl(softmax(u/T), softmax(v/T)), v[k])",
+             "T*(softmax(v/T)[k] - softmax(u/T)[k])", PROVED,
+             "the T^2 factor keeps the distillation gradient's scale: T (q_k - p_k) for student logits v",
+             HINTON_KD, ("T > 0",)),
+    _formula("ce_gradient_rows_sum_to_zero", "sum(diff(ce(z, c), z[j]), j)", "0", PROVED,
+             "the gradient of cross-entropy by the logits sums to 0 over the classes", f"{BISHOP}, sec. 4.3.4"),
+    _formula("soft_target_gradient_rows_sum_to_zero", "sum(diff(softmax_cross_entropy_prob(z, y), z[j]), j)", "0",
+             PROVED, "with a probability target the gradient also sums to 0", f"{BISHOP}, sec. 4.3.4"),
+    _formula("label_smoothing_is_ce_plus_kl_to_uniform", "ce(z, c, label_smoothing=eps)",
+             "(1 - eps)*ce(z, c) + eps*(kl(uniform(n), softmax(z)) + log(n))", PROVED,
+             "label smoothing adds eps times the KL divergence from the uniform distribution (plus log n)",
+             f"{SZEGEDY_LS}; {MULLER_LS}"),
+    _formula("kl_to_uniform_is_log_n_minus_entropy", "kl(p, uniform(n))", "log(n) - entropy(p)", PROVED,
+             "the KL divergence from the uniform distribution is log n minus the entropy",
+             f"{COVER_THOMAS}, proof of Theorem 2.6.4"),
+    _formula("entropy_of_uniform", "entropy(uniform(n))", "log(n)", PROVED, "the uniform distribution has entropy log n",
+             f"{COVER_THOMAS}, Theorem 2.6.4"),
+    _formula("kl_of_a_distribution_with_itself", "kl(p, p)", "0", PROVED, "D(p || p) = 0",
+             f"{COVER_THOMAS}, Theorem 2.6.3"),
+    _formula("jensen_shannon_symmetric", "js(p, q)", "js(q, p)", PROVED, "the Jensen-Shannon divergence is symmetric",
+             LIN_JS),
+    _formula("jensen_shannon_as_entropies", "js(p, q)", "entropy((p + q)/2) - (entropy(p) + entropy(q))/2", PROVED,
+             "JS is the entropy of the mixture minus the mean entropy", f"{LIN_JS}, eq. 4.1"),
+    _formula("perplexity_in_nats_and_bits", "exp(entropy(p))", "2**entropy(p, 2)", PROVED,
+             "perplexity is e^H in nats and 2^H in bits: bits per token are nats per token over ln 2", JURAFSKY),
+    _formula("self_information_adds", "self_information(r*s)", "self_information(r) + self_information(s)", PROVED,
+             "the information of independent events adds", f"{COVER_THOMAS}, sec. 2.1"),
+    _formula("stable_logsumexp_with_max", "logsumexp(z)", "max(z) + log(sum(exp(z[j] - max(z)), j))", PROVED,
+             "logsumexp computed after subtracting the largest logit (no overflow)", f"{GOODFELLOW}, sec. 4.1"),
+    _formula("softmax_of_max_shifted_logits", "softmax(z - max(z))[k]", "softmax(z)[k]", PROVED,
+             "softmax of the max-shifted logits is softmax (the stable form)", f"{GOODFELLOW}, sec. 4.1"),
+    _formula("log_softmax_shift_invariance", "log_softmax(z + a)[k]", "log_softmax(z)[k]", PROVED,
+             "log-softmax does not change when a constant is added to every logit", f"{GOODFELLOW}, sec. 6.2.2.3"),
+    _formula("focal_loss_with_gamma_0_is_cross_entropy", "-(1 - softmax(z)[c])**0*log_softmax(z)[c]", "ce(z, c)",
+             PROVED, "focal loss with gamma = 0 is cross-entropy", LIN_FOCAL),
+)
+
+# --- plausible but false (what a hurried reader might write) ------------------------------------
+
+TEXTBOOK_FALSE: tuple = (
+    _formula("entropy_at_most_one_nat", "entropy(p)", "1", REFUTED,
+             "entropy is bounded by log n, not by 1 nat (n = 5: log 5 = 1.61)", f"{COVER_THOMAS}, Theorem 2.6.4",
+             relation="<="),
+    _formula("entropy_at_least_log_n", "entropy(p)", "log(n)", REFUTED, "log n is an upper bound of entropy, not a lower one",
+             f"{COVER_THOMAS}, Theorem 2.6.4", relation=">="),
+    _formula("logsumexp_at_most_max", "logsumexp(z)", "max(z)", REFUTED, "logsumexp exceeds the maximum (unless n = 1)",
+             f"{BOYD}, sec. 3.1.5", relation="<="),
+    _formula("softmax_temperature_invariant", "softmax(z/T)[k]", "softmax(z)[k]", REFUTED,
+             "temperature changes softmax (it is not scale invariant)", HINTON_KD, ("T > 0",)),
+    _formula("distillation_gradient_without_t_squared", "diff(kl(softmax(u/T), softmax(v/T)), v[k])",
+             "softmax(v/T)[k] - softmax(u/T)[k]", REFUTED,
+             "without the T^2 factor the distillation gradient is (q_k - p_k) / T, not q_k - p_k", HINTON_KD, ("T > 0",)),
+    _formula("label_smoothing_as_logsumexp", "ce(z, c, label_smoothing=eps)", "(1 - eps)*ce(z, c) + eps*logsumexp(z)",
+             REFUTED, "the smoothing term is the cross-entropy to the uniform distribution, not logsumexp",
+             f"{SZEGEDY_LS}; {PYTORCH}"),
+    _formula("bce_with_logits_even_in_x", "bce_with_logits(-x, t)", "bce_with_logits(x, t)", REFUTED,
+             "flipping the logit alone changes BCE (flip the label too)", PYTORCH),
+    _formula("focal_loss_with_gamma_1_is_cross_entropy", "-(1 - softmax(z)[c])*log_softmax(z)[c]", "ce(z, c)", REFUTED,
+             "focal loss with gamma = 1 down-weights easy examples: not cross-entropy", LIN_FOCAL),
+)
+
+IDENTITIES = IDENTITIES + TEXTBOOK_INEQUALITIES + TEXTBOOK_IDENTITIES + TEXTBOOK_FALSE
 
 #: the catalogue's names for the symbols in the ``lhs`` / ``rhs`` strings (for ``parse_formula(names=...)``)
 NAMES = {"z": z, "y": y, "p": p, "q": q, "w": w, "u": u, "v": v, "a": a, "b": b, "eps": eps,
@@ -323,8 +474,11 @@ def check_identity(identity) -> IdentityResult:
     """Run the prover on one row (an :class:`Identity` or its name)."""
     if isinstance(identity, str):
         identity = get_identity(identity)
-    lhs, rhs = identity.sides()
-    verdict = prove(lhs, rhs, identity.assumptions, identity.n, identity.relation)
+    if identity.formula:
+        verdict = prove(identity.lhs, identity.rhs, identity.assumptions, identity.n, identity.relation)
+    else:
+        lhs, rhs = identity.sides()
+        verdict = prove(lhs, rhs, identity.assumptions, identity.n, identity.relation)
     return IdentityResult(identity, verdict)
 
 

@@ -154,10 +154,10 @@ def _holds(condition, env) -> bool:
     raise _NeedsSymPy
 
 
-def evaluate(expr, env: dict) -> Optional[mpmath.mpf]:
-    """``expr`` at the point ``env`` (see :func:`_walk`), at :data:`DIGITS` digits; None where it is
+def evaluate(expr, env: dict, digits: int = DIGITS + 10) -> Optional[mpmath.mpf]:
+    """``expr`` at the point ``env`` (see :func:`_walk`), at ``digits`` digits; None where it is
     undefined. Raises ``LookupError`` for what the walk cannot do (use :func:`evaluate_exact`)."""
-    with mpmath.workdps(DIGITS + 10):
+    with mpmath.workdps(digits):
         try:
             return +_walk(expr, env)
         except (_Undefined, ZeroDivisionError, ValueError, OverflowError):

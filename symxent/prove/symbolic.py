@@ -60,8 +60,9 @@ def _evaluate_derivatives(expr):
 
 
 def prepare(expr):
-    """Derivatives evaluated; catalogue functions, ``log1p`` and ``expm1`` rewritten into exp/log."""
+    """Derivatives evaluated; catalogue functions, ``log1p``, ``expm1`` and ``tanh`` rewritten into exp/log."""
     expr = eliminate(_evaluate_derivatives(sp.sympify(expr)))
+    expr = expr.replace(lambda e: isinstance(e, sp.tanh), lambda e: e.rewrite(sp.exp))
     return expr.replace(lambda e: isinstance(e, (log1p, expm1)),
                         lambda e: sp.log(1 + e.args[0]) if isinstance(e, log1p) else sp.exp(e.args[0]) - 1)
 
@@ -225,6 +226,26 @@ def _reduces_to_zero(expr, trace: Trace, back: dict) -> bool:
         trace.add("simplified", simplified.xreplace(back))
         if simplified == 0:
             return True
+    return _one_log_is_zero(expanded, trace, back)
+
+
+def _one_log_is_zero(expr, trace: Trace, back: dict) -> bool:
+    """``sum_i c_i log u_i + r = 0`` (c_i rational, u_i > 0, r real) from ``prod u_i^c_i e^r = 1``:
+    ``log(e^a + e^b) - a - log(1 + e^(b - a))`` is ``log((e^a + e^b) e^-a / (1 + e^(b - a))) = log 1``."""
+    logs, rest = [], sp.S.Zero
+    for term in sp.Add.make_args(expr):
+        coeff, factors = term.as_coeff_mul()
+        if len(factors) == 1 and isinstance(factors[0], sp.log) and coeff.is_Rational and factors[0].args[0].is_positive:
+            logs.append((coeff, factors[0].args[0]))
+        else:
+            rest += term
+    if len(logs) < 2 or rest.has(sp.log) or rest.is_real is not True:
+        return False
+    product = sp.exp(rest) * sp.Mul(*(u ** c for c, u in logs))
+    numerator, denominator = sp.fraction(sp.together(product))
+    if guarded_expand(sp.powsimp(guarded_expand(numerator) - guarded_expand(denominator), combine="exp")) == 0:
+        trace.add("the logs combined into one: log of the product below, which is 1", product.xreplace(back))
+        return True
     return False
 
 
