@@ -70,6 +70,7 @@ class Claim:
     lengths: set = field(default_factory=set)     # the symbolic number of classes
     natural: dict = field(default_factory=dict)   # name -> Domain from the functions used (shown in the steps)
     stated: dict = field(default_factory=dict)    # name -> Domain from the assumptions
+    conditions: list = field(default_factory=list)  # (expression, Domain): natural domains of expressions
 
     @property
     def symbolic_n(self) -> bool:
@@ -117,11 +118,11 @@ def _side(value, which: str, n, names):
     if isinstance(value, bool):
         raise TypeError(f"{which}: expected a SymPy expression or a formula string, got a bool")
     if isinstance(value, (int, float)):
-        return sp.sympify(value), {}
+        return sp.sympify(value), {}, []
     if not isinstance(value, sp.Expr):
         raise TypeError(f"{which}: expected a SymPy expression or a formula string, got {type(value).__name__} "
                         f"(pass the two sides of a relation separately)")
-    return value, {}
+    return value, {}, []
 
 
 def stated_domains(assumptions: Iterable, variables_by_name: dict) -> dict:
@@ -220,8 +221,8 @@ def make_claim(lhs, rhs, relation: str = "==", assumptions=(), n: Optional[int] 
         raise ValueError(f"relation must be one of {RELATIONS}, got {relation!r}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n must be a positive integer (the number of classes) or None, got {n!r}")
-    lhs, natural_left = _side(lhs, "lhs", n, names)
-    rhs, natural_right = _side(rhs, "rhs", n, names)
+    lhs, natural_left, conditions_left = _side(lhs, "lhs", n, names)
+    rhs, natural_right, conditions_right = _side(rhs, "rhs", n, names)
     natural = dict(natural_left)
     for name, domain in natural_right.items():
         natural[name] = domain if name not in natural else natural[name].intersect(domain)
@@ -239,7 +240,7 @@ def make_claim(lhs, rhs, relation: str = "==", assumptions=(), n: Optional[int] 
     by_name = {**{s.name: s for s in scalars}, **{str(v.label): v for v in vectors}}
     stated = {name: domain for name, domain in stated_domains(assumptions, by_name).items() if name in by_name}
     claim = Claim(lhs, rhs, relation, n, left, right, indices=indices, counts=counts, lengths=lengths,
-                  natural=natural, stated=stated)
+                  natural=natural, stated=stated, conditions=conditions_left + conditions_right)
     for variable, name in [(s, s.name) for s in scalars] + [(v, str(v.label)) for v in vectors]:
         chosen = stated.get(name, natural.get(name, D.REAL))  # a stated domain replaces the natural one
         domain = D.symbol_domain(variable).intersect(chosen)

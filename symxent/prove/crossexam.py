@@ -142,6 +142,18 @@ class Point(dict):
         return self[key]
 
 
+def _meets_conditions(claim: Claim, point) -> bool:
+    """Every expression passed where a function has a natural domain lies there (``eps/2`` in [0, 1])."""
+    for expr, domain in claim.conditions:
+        try:
+            value = numeric.evaluate(expr, point)
+        except LookupError:
+            value = numeric.sympy_number(expr.xreplace(point.values))
+        if value is None or not domain.contains(sp.Rational(str(mpmath.nstr(value, 40, min_fixed=-99, max_fixed=99)))):
+            return False
+    return True
+
+
 def _in_domains(claim: Claim, values: dict) -> bool:
     """Every drawn number lies in its domain, and every vector that sums to 1 does so exactly."""
     for key, value in values.items():
@@ -202,6 +214,8 @@ def examine(claim: Claim, seed: int = 0, stop_at_violation: bool = True) -> Exam
             try:
                 point = Point(claim, size, assignment, kind, rng)
             except ValueError:  # e.g. a simplex that cannot be drawn in hundredths at this size
+                continue
+            if claim.conditions and not _meets_conditions(claim, point):
                 continue
             left = sides.value(claim.left, size, assignment, point)
             right = sides.value(claim.right, size, assignment, point)

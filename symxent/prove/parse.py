@@ -331,6 +331,7 @@ class _Builder:
         self.kinds: dict = {}  # free name -> VECTOR / SCALAR, fixed by its first use
         self.bound: dict = {}  # summation indices of the enclosing sum(body, i) forms
         self.natural: dict = {}  # free name -> Domain: where the functions it is passed to are defined
+        self.conditions: list = []  # (expression, Domain): an argument that is an expression, e.g. eps/2
         self.evidence: set = set()  # names that are vectors whatever the context (indexed, sum(v), ...)
         self.visited = 0
 
@@ -438,9 +439,10 @@ class _Builder:
             return tuple(sp.Symbol(f"{name}{m}", real=True) for m in range(self.n))
         return vector(name, self.n)
 
-    def note_domain(self, node, domain, kind) -> None:
-        """Record the natural domain of a free name passed where ``domain`` is natural; for a vector
-        literal, of its bare names (each element of a distribution lies in [0, 1])."""
+    def note_domain(self, node, domain, kind, value=None) -> None:
+        """Record the natural domain of a free name passed where ``domain`` is natural (a condition on
+        the value, for an expression such as ``eps/2``); for a vector literal, of its elements (each
+        element of a distribution lies in [0, 1])."""
         if domain is None:
             return
         if isinstance(node, ast.Name) and self.kinds.get(node.id) is not None and node.id not in self.bound \
@@ -449,8 +451,10 @@ class _Builder:
             self.natural[node.id] = domain if known is None else known.intersect(domain)
         elif isinstance(node, ast.List) and kind == VECTOR:
             element = domains.UNIT if domain.simplex else domain
-            for item in node.elts:
-                self.note_domain(item, element, SCALAR)
+            for item, item_value in zip(node.elts, value if isinstance(value, tuple) else [None] * len(node.elts)):
+                self.note_domain(item, element, SCALAR, item_value)
+        elif kind == SCALAR and isinstance(value, sp.Expr) and not value.is_number:
+            self.conditions.append((value, domain))
 
     def vector_literal(self, node: ast.List, expect):
         if not node.elts:
@@ -650,7 +654,7 @@ class _Builder:
                 raise self.error(f"{fname}(): the argument {param.name!r} must be a vector, got {_show(value)}", node)
         else:
             value = self.scalar(node, f"the argument {param.name!r} of {fname}()")
-        self.note_domain(node, param.domain, param.kind)
+        self.note_domain(node, param.domain, param.kind, value)
         return value
 
     def check_indices(self, fname: str, spec: FunctionSpec, values: dict, given: dict):
@@ -771,12 +775,13 @@ def _names(names) -> dict:
 
 
 def parse_with_domains(text: str, n: int | None = None, names: dict | None = None) -> tuple:
-    """``(expression, natural domains)``: as :func:`parse_formula`, and for each free name passed to a
-    catalogue function the domain where that function is defined (``entropy(p)``: ``p`` a
-    distribution). With a concrete ``n`` a named vector is ``z[0], ..., z[n-1]`` (so that its
+    """``(expression, natural domains, conditions)``: as :func:`parse_formula`, and for each free name
+    passed to a catalogue function the domain where that function is defined (``entropy(p)``: ``p`` a
+    distribution), and for an expression passed there, the condition ``(expression, domain)``
+    (``label_smoothing=eps/2``: ``eps/2`` in [0, 1]). With a concrete ``n`` a named vector is ``z[0], ..., z[n-1]`` (so that its
     elements can be drawn together, e.g. summing to 1)."""
     builder = _builder(text, n, names, indexed_vectors=True)
-    return builder.result, dict(builder.natural)
+    return builder.result, dict(builder.natural), list(builder.conditions)
 
 
 def _builder(text, n, names, indexed_vectors=False) -> "_Builder":
