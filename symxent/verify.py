@@ -16,6 +16,7 @@ CHECK_MODULES = (
     "symxent.examples.check",
     "symxent.numeric_checks",
     "symxent.prove.parse",
+    "symxent.prove.prover",
     "symxent.derive",
     "symxent.prove.identities",
     "symxent.codegen",

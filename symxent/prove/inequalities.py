@@ -212,7 +212,7 @@ class Prover:
             return "ranges of the terms"
         if depth >= MAX_DEPTH:
             return None
-        for tactic in (self.termwise, self.one_log, self.sum_by_its_terms):
+        for tactic in (self.termwise, self.one_log, self.sum_by_its_terms, self.extreme_by_its_elements):
             how = tactic(expr, depth, ranges)
             if how:
                 return how
@@ -334,6 +334,28 @@ class Prover:
                         self.trace.add(f"the sum falls as {sp.sstr(the_sum)} grows, which is at most {label}",
                                        bound, ">=")
                         return "a sum is at most n times its largest term"
+        return None
+
+    # max(z) >= z[a] and min(z) <= z[a] for every element
+
+    def extreme_by_its_elements(self, expr, depth, ranges) -> Optional[str]:
+        """Where ``D`` grows with ``max(z)``, replace it by an element ``z[a]`` of ``D`` (it is at least
+        each); where ``D`` falls as ``min(z)`` grows, likewise."""
+        for extreme in expr.atoms(vector_max, vector_min):
+            base = extreme.args[0]
+            elements = [x for x in expr.atoms(sp.Indexed) if x.base == base]
+            s = sp.Dummy("M", real=True)
+            slope = sp.diff(expr.xreplace({extreme: s}), s)
+            growing = isinstance(extreme, vector_max)
+            if not nonnegative_by_ranges(slope if growing else -slope, self.domains, {**ranges, s: (-oo, oo)}):
+                continue
+            for element in elements:
+                bound = expr.xreplace({extreme: element})
+                if self._simple(bound, ranges):
+                    word = "largest" if growing else "smallest"
+                    self.trace.add(f"the {word} element of {base} replaced by its element {element} "
+                                   f"({'at most' if growing else 'at least'} it)", bound, ">=")
+                    return f"the {word} element bounds each element"
         return None
 
     def _lower_terms(self, the_sum, expr):

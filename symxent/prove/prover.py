@@ -91,6 +91,8 @@ def _decide(lhs, rhs, assumptions, n, relation, names, seed) -> Verdict:
     except LimitExceeded as exc:
         proved, method, limit = False, "symbolic", exc.reason
         trace.add(f"symbolic steps stopped: {exc.reason}", claim.difference, "->")
+    except (MemoryError, RecursionError):  # the process limits: answered as 'unknown (limit: ...)'
+        raise
     except Exception as exc:  # a failing SymPy routine proves nothing: record it and go on
         proved, method = False, "symbolic"
         trace.add(f"symbolic steps stopped: {type(exc).__name__}: {exc}", claim.difference, "->")
@@ -126,3 +128,33 @@ def _point_text(point: dict) -> str:
 def _float(value):
     import sympy as sp
     return sp.Float(crossexam.numeric.show(value), crossexam.numeric.DIGITS)
+
+
+# --- symxent verify -----------------------------------------------------------------------------
+
+#: claims a careless prover gets wrong, with the verdict it must give: a free index named like a
+#: catalogue sum's bound index, a refutation that must stay inside the natural domain, a runaway input
+SOUNDNESS_CASES = (
+    ("diff(logsumexp(z), z[j])", "1", "==", REFUTED, "a free z[j] is not the sum's own element"),
+    ("diff(logsumexp(z), z[j])", "softmax(z)[j]", "==", PROVED, "the gradient by a free j is softmax"),
+    ("sum(diff(ce(z, c), z[j]), j)", "0", "==", PROVED, "gradient rows sum to 0 (summed over j)"),
+    ("entropy(p)", "0", ">=", PROVED, "entropy of a distribution is >= 0 (never refuted off the simplex)"),
+    ("(a+b+c+d)**1000", "0", "==", REFUTED, "a power too large to expand, decided within the limit"),
+)
+
+
+def verify_checks() -> list:
+    """The prover's soundness checks for ``symxent verify``: the cases above, each within the time limit,
+    a refutation's counterexample inside the domain."""
+    from ..verify import Check
+
+    def runner(lhs, rhs, relation, expected):
+        def run():
+            verdict = prove(lhs, rhs, relation=relation)
+            ok = verdict.status == expected and verdict.seconds < DEFAULT_TIMEOUT + 5 and not verdict.internal_error
+            return ok, f"{verdict.status} (expected {expected}) in {verdict.seconds:.2f} s, " \
+                       f"checked at {verdict.checked_points} points"
+        return run
+
+    return [Check("prover", f"{lhs} {relation} {rhs}: {why}", runner(lhs, rhs, relation, expected))
+            for lhs, rhs, relation, expected, why in SOUNDNESS_CASES]
