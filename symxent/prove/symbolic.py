@@ -28,6 +28,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.concrete.delta import deltasummation
 from sympy.core.relational import Relational
 
+from ..definitions.binding import readable
 from ..definitions.functions import eliminate
 from . import domains as D
 from .claim import Claim, index_symbols, length_symbols
@@ -186,7 +187,7 @@ def _apply_constraints(expr, facts: Facts, trace: Optional[Trace] = None):
         if new != expr:
             expr = new
             if trace is not None:
-                trace.add(f"constraint {sp.sstr(lhs)} = {sp.sstr(rhs)} applied", expr)
+                trace.add(f"constraint {sp.sstr(readable(lhs))} = {sp.sstr(rhs)} applied", expr)
     return expr
 
 
