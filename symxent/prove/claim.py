@@ -241,7 +241,8 @@ def make_claim(lhs, rhs, relation: str = "==", assumptions=(), n: Optional[int] 
     stated = {name: domain for name, domain in stated_domains(assumptions, by_name).items() if name in by_name}
     claim = Claim(lhs, rhs, relation, n, left, right, indices=indices, counts=counts, lengths=lengths,
                   natural=natural, stated=stated, conditions=conditions_left + conditions_right)
-    for variable, name in [(s, s.name) for s in scalars] + [(v, str(v.label)) for v in vectors]:
+    ordered = sorted([(s, s.name) for s in scalars] + [(v, str(v.label)) for v in vectors], key=lambda pair: pair[1])
+    for variable, name in ordered:  # in name order: the steps are the same in every run
         chosen = stated.get(name, natural.get(name, D.REAL))  # a stated domain replaces the natural one
         domain = D.symbol_domain(variable).intersect(chosen)
         if domain.simplex and domain.nonnegative:  # elements >= 0 that sum to 1 are each <= 1
