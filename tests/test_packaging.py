@@ -4,6 +4,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -43,3 +45,16 @@ def test_generating_c_code_does_not_import_torch():
     """Only the torch target loads SymPy's torch printer (which imports torch)."""
     assert not _imports_torch("import symxent.codegen as g\ng.generate('cross_entropy', 'c')\n"
                               "g.generate('softmax', 'numpy')")
+
+
+def test_the_lazy_top_level_names_are_the_catalogues():
+    """symxent's attributes load on first use (PEP 562); the list of names matches the catalogue's."""
+    import types
+
+    import symxent
+    import symxent.definitions as definitions
+    modules = {name for name in definitions.__all__ if isinstance(getattr(definitions, name), types.ModuleType)}
+    assert set(symxent._DEFINITIONS) == set(definitions.__all__) - modules
+    assert symxent.softmax is definitions.softmax and symxent.Loss.__name__ == "Loss"
+    with pytest.raises(AttributeError):
+        symxent.no_such_name  # noqa: B018

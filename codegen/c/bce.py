@@ -8,11 +8,11 @@ bce: -w (t max(log p, -100) + (1 - t) max(log(1 - p), -100))
     loss = -w*(t*Max(-100, log(p)) + (1 - t)*Max(-100, log(1 - p)))
 
 The C source bce.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("bce.c")
 

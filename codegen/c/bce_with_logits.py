@@ -8,11 +8,11 @@ bce_with_logits: w ((1 - t) x - (1 + (pos_weight - 1) t) log_sigmoid(x))
     loss = w*(x*(1 - t) - (t*(pos_weight - 1) + 1)*log_sigmoid(x))
 
 The C source bce_with_logits.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("bce_with_logits.c")
 

@@ -10,11 +10,11 @@ cross_entropy: (1-eps)(-w_c log softmax_c) + eps/C sum_i(-w_i log softmax_i)
     loss = -epsilon*Sum((-log(Sum(exp(z[j]), (j, 0, n - 1))) + z[i])*w[i], (i, 0, n - 1))/n - (1 - epsilon)*(-log(Sum(exp(z[j]), (j, 0, n - 1))) + z[c])*w[c]
 
 The C source cross_entropy.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("cross_entropy.c")
 

@@ -10,11 +10,11 @@ cross_entropy_prob: -sum_i w_i ((1-eps) y_i + eps/C) log softmax_i
     loss = -Sum((epsilon/n + (1 - epsilon)*y[i])*(-log(Sum(exp(z[j]), (j, 0, n - 1))) + z[i])*w[i], (i, 0, n - 1))
 
 The C source cross_entropy_prob.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("cross_entropy_prob.c")
 

@@ -10,11 +10,11 @@ kl_div: target (log target - input), or exp(target) (target - input) with log_ta
     loss = -t*x + Piecewise((0, Eq(t, 0)), (t*log(t), True))
 
 The C source kl_div.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("kl_div.c")
 

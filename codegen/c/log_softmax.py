@@ -8,11 +8,11 @@ log_softmax: log_softmax(z)_k = z_k - logsumexp(z)
     out[k] = -log(Sum(exp(z[j]), (j, 0, n - 1))) + z[k]
 
 The C source log_softmax.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("log_softmax.c")
 

@@ -8,11 +8,11 @@ nll: -w_c logp_c
     loss = -logp[c]*w[c]
 
 The C source nll.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("nll.c")
 

@@ -8,11 +8,11 @@ softmax: softmax(z)_k = exp(z_k) / sum_j exp(z_j)
     out[k] = exp(z[k])/Sum(exp(z[j]), (j, 0, n - 1))
 
 The C source softmax.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("softmax.c")
 

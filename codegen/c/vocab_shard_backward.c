@@ -13,7 +13,7 @@
  *
  * One function per case and precision (_f32: float, _f64: double). Row kernels make one fused
  * sweep per row: passes over the class axis for the reductions (the max, then the sums), the
- * per-row loss, then the gradient. Compiled by symxent.codegen.build with -O3 -fno-math-errno
+ * per-row loss, then the gradient. Compiled by symxent.runtime.c with -O3 -fno-math-errno
  * (never -ffast-math: inf and nan must keep their meaning).
  */
 #include <math.h>

@@ -12,11 +12,11 @@ vocab_shard_backward: d/dz_k of a (logsumexp(z) - z_t) + b (logsumexp(z) sum_j w
   argument weight_sum supplies Sum(w[j], (j, 0, n - 1))
 
 The C source vocab_shard_backward.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("vocab_shard_backward.c")
 

@@ -11,11 +11,11 @@ vocab_shard_forward: one shard's class sums: sum_i exp(z_i - M), z_t - M, w_t (0
     smoothing = Sum((-M + z[j])*w[j], (j, 0, n - 1))
 
 The C source vocab_shard_forward.c next to this file is compiled at first use and cached
-(symxent.codegen.build); the functions below call it on NumPy arrays.
+(symxent.runtime.c); the functions below call it on NumPy arrays.
 """
 from pathlib import Path
 
-from symxent.codegen.build import CKernel
+from symxent.runtime.c import CKernel
 
 _SOURCE = Path(__file__).with_name("vocab_shard_forward.c")
 

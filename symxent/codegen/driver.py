@@ -116,16 +116,14 @@ def write_all(root, check: bool = False, names=None) -> list:
 
 @functools.lru_cache(maxsize=None)
 def load_kernel(name: str, backend: str):
-    """The generated kernel ``name`` for ``backend`` (``numpy``, ``torch``, ``c``), from the
-    checked-in sources (the C source is compiled at first use and cached). Cached per process.
-    ``name``: a loss of :data:`LOSSES` or a shard kernel of :data:`SHARD_KERNELS` (``vocab_shard_forward``,
-    ``vocab_shard_backward``)."""
+    """The generated kernel ``name`` for ``backend`` (the runtime's :func:`~symxent.runtime.kernels.load_kernel`,
+    with the generator's names checked first)."""
+    from ..runtime.kernels import load_kernel as runtime_load_kernel
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if name not in KERNELS:
         raise KeyError(f"unknown kernel {name!r}; known: {', '.join(sorted(KERNELS))}")
-    module = importlib.import_module(f"symxent_codegen.{backend}.{name}")
-    return getattr(module, name)
+    return runtime_load_kernel(name, backend)
 
 
 def compile_loss(loss: Loss, backend: str):
@@ -133,7 +131,7 @@ def compile_loss(loss: Loss, backend: str):
     ``kern(z, target, params, want_grad)`` (C: compiled as well)."""
     import hashlib
     import importlib.util
-    from .build import cache_dir
+    from ..runtime.cache import cache_dir
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     files = generate_files(loss, backend)

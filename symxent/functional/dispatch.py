@@ -58,7 +58,7 @@ def cuda_options(backend, **options) -> dict:
 
 
 def kernel(name: str, backend: str):
-    """The generated kernel ``name`` for ``backend`` (compiled/cached by :mod:`symxent.codegen`)."""
-    from symxent.codegen import load_kernel
+    """The generated kernel ``name`` for ``backend`` (compiled and cached by :mod:`symxent.runtime`)."""
+    from symxent.runtime.kernels import load_kernel
 
     return load_kernel(name, backend)

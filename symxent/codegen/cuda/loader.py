@@ -100,7 +100,7 @@ def compile_module(loss: Loss, source: str):
     """The compiled extension module of ``source`` (built once per key, then loaded from disk)."""
     from torch.utils.cpp_extension import load_inline
 
-    from ..build import cache_dir
+    from ...runtime.cache import cache_dir
 
     binding = CudaTarget().binding(loss)
     name = f"symxent_cuda_{loss.name}_{build_key(source, binding)}"

@@ -1,12 +1,18 @@
-"""The C backend: compiled at first use with the system compiler, cached on disk, float32 and
-float64, fused row passes, threads over rows, bad input rejected before any C runs."""
+"""The C runtime: compiled at first use with the system compiler, cached on disk (a corrupt cached
+library is rebuilt, concurrent first uses stay correct), float32 and float64, fused row passes,
+threads over rows, bad input rejected before any C runs; the runtime never loads the generator."""
 import os
 import shutil
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
 
-from symxent.codegen import build, load_kernel
+from symxent.runtime import c as build
+from symxent.runtime.cache import CacheWarning
+from symxent.runtime.kernels import load_kernel
 
 pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
 
@@ -97,3 +103,86 @@ def test_c_softmax_of_an_empty_batch():
     """Zero rows: empty outputs, no call into C."""
     out = load_kernel("softmax", "c")(np.zeros((0, 5)))
     assert out.shape == (0, 5)
+
+
+# --- a cache that heals itself -------------------------------------------------------------------------
+
+def _corrupt_cached_libraries(folder):
+    libraries = list(folder.glob("*.so"))
+    for library in libraries:
+        library.write_bytes(library.read_bytes()[:100])  # truncated: "file too short" on load
+    return libraries
+
+
+def test_a_corrupt_cached_library_is_rebuilt_and_reported_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMXENT_CACHE_DIR", str(tmp_path))
+    import ctypes
+    source = "double symxent_twice(double x) { return 2 * x; }\n"
+    build.compile_source(source, "twice")  # in the cache, not loaded by this process yet
+    assert _corrupt_cached_libraries(tmp_path)
+    with pytest.warns(CacheWarning, match="could not be loaded"):
+        library = build.load_source(source, "twice")
+    library.symxent_twice.restype, library.symxent_twice.argtypes = ctypes.c_double, [ctypes.c_double]
+    assert library.symxent_twice(21.0) == 42.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # healthy again: no second warning
+        build.load_source(source, "twice")
+
+
+_CALL = """
+import numpy as np, symxent.functional as F
+z = np.random.default_rng(0).normal(size=(64, 300))
+t = np.arange(64) % 300
+loss, grad = F.cross_entropy(z, t, backend="c", return_grad=True)
+ref, _ = F.cross_entropy(z, t, backend="numpy", return_grad=True)
+assert abs(float(loss) - float(ref)) < 1e-12, (loss, ref)
+print("ok")
+"""
+
+
+def test_a_corrupt_cache_in_a_fresh_process_is_rebuilt_not_a_crash(tmp_path):
+    env = {**os.environ, "SYMXENT_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", _CALL], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0 and first.stdout.strip() == "ok", first.stderr
+    assert _corrupt_cached_libraries(tmp_path)
+    second = subprocess.run([sys.executable, "-c", _CALL], capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0 and second.stdout.strip() == "ok", second.stderr
+    assert "rebuilt" in second.stderr
+
+
+def test_concurrent_first_use_from_several_processes_is_correct(tmp_path):
+    env = {**os.environ, "SYMXENT_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.Popen([sys.executable, "-c", _CALL], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env) for _ in range(3)]
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0 and out.strip() == "ok", err
+
+
+# --- the runtime alone ------------------------------------------------------------------------------------
+
+_ISOLATION = """
+import sys, numpy as np
+import symxent.functional as F
+z, t = np.random.default_rng(0).normal(size=(4, 5)), np.array([0, 1, 2, 4])
+for backend in {backends}:
+    x = z if backend != "torch" else __import__("torch").tensor(z)
+    tt = t if backend != "torch" else __import__("torch").tensor(t)
+    F.cross_entropy(x, tt, backend=backend)
+    F.softmax(x, 1, backend=backend)
+    F.binary_cross_entropy_with_logits(x, x * 0 + 0.5, backend=backend)
+loaded = sorted(m for m in sys.modules if m.startswith(("symxent.codegen", "symxent.prove", "sympy")))
+print(",".join(loaded))
+"""
+
+
+@pytest.mark.parametrize("backends, forbidden", [
+    (("numpy", "c"), ("symxent.codegen", "symxent.prove", "sympy")),
+    (("torch",), ("symxent.codegen", "symxent.prove")),  # torch itself may import sympy
+], ids=["numpy_and_c", "torch"])
+def test_calls_load_neither_the_generator_nor_the_prover(backends, forbidden):
+    out = subprocess.run([sys.executable, "-c", _ISOLATION.format(backends=backends)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded = [m for m in out.stdout.strip().split(",") if m]
+    assert not [m for m in loaded if m.startswith(forbidden)], loaded

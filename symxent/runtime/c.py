@@ -3,8 +3,8 @@
 - Compiler: ``$CC`` or ``cc``; flags :data:`BASE_FLAGS` (``-O3 -fno-math-errno``, never
   ``-ffast-math``, which breaks inf/nan), ``-march=native`` where the compiler accepts it, and
   glibc's vector math library (``-lmvec``, macro ``SYMXENT_LIBMVEC``) where it links.
-- Cache: ``$SYMXENT_CACHE_DIR`` or ``~/.cache/symxent``; one shared library per hash of (source,
-  compiler, flags, CPU); written atomically, so concurrent processes are safe.
+- Cache (:mod:`~symxent.runtime.cache`): one shared library per hash of (source, compiler, flags,
+  CPU); written atomically, so concurrent processes are safe; a corrupt one is rebuilt.
 - Calls: :class:`CKernel` converts arguments, allocates outputs and splits the rows (or elements)
   over threads: ctypes releases the GIL, so Python threads run the C code in parallel
   (``$SYMXENT_NUM_THREADS``, default: the usable cores).
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy
 
+from .cache import cache_dir, load_or_rebuild
+
 BASE_FLAGS = ("-O3", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-shared", "-std=c99")
 #: below this many elements (rows x classes) a call runs on one thread
 PARALLEL_THRESHOLD = 1 << 16
@@ -31,13 +33,6 @@ _SUFFIX = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
 
 class BuildError(RuntimeError):
     """The C compiler failed (its output is in the message)."""
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("SYMXENT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "symxent")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def compiler() -> str:
@@ -69,7 +64,13 @@ def _cpu_identity() -> str:
 @functools.lru_cache(maxsize=None)
 def flags() -> tuple:
     """The flags this machine's compiler accepts: the base ones, plus ``-march=native`` and libmvec
-    where they work (probed once on a tiny source)."""
+    where they work (probed once per compiler and CPU on a tiny source; the answer is cached on disk)."""
+    key = hashlib.sha256("\n".join([_compiler_identity(), _cpu_identity(), " ".join(BASE_FLAGS)]).encode()).hexdigest()
+    record = cache_dir() / f"flags-{key[:24]}.txt"
+    try:
+        return tuple(record.read_text().split("\n"))
+    except OSError:
+        pass
     chosen = list(BASE_FLAGS)
     probe = "#include <math.h>\n#pragma omp declare simd notinbranch\nfloat expf(float);\n" \
             "void f(float *x, int n) {\n#pragma omp simd\nfor (int i = 0; i < n; ++i) x[i] = expf(x[i]);\n}\n"
@@ -80,17 +81,30 @@ def flags() -> tuple:
             result = _run([compiler(), *chosen, *extra, str(src), "-o", str(Path(tmp) / "probe.so"), "-lm"])
             if result.returncode == 0:
                 chosen += extra
+    with tempfile.NamedTemporaryFile("w", dir=cache_dir(), delete=False) as fh:  # written whole, then renamed
+        fh.write("\n".join(chosen))
+    os.replace(fh.name, record)
     return tuple(chosen)
+
+
+def library_path(source: str, name: str = "kernel") -> Path:
+    """Where the shared library of ``source`` is cached (a hash of the source, compiler, flags, CPU)."""
+    all_flags = flags()
+    key = hashlib.sha256("\n".join([source, _compiler_identity(), " ".join(all_flags), _cpu_identity()])
+                         .encode()).hexdigest()[:24]
+    return cache_dir() / f"{name}-{key}.so"
 
 
 def compile_source(source: str, name: str = "kernel") -> Path:
     """The shared library built from ``source`` (from the cache when it is there)."""
-    all_flags = flags()
-    key = hashlib.sha256("\n".join([source, _compiler_identity(), " ".join(all_flags), _cpu_identity()])
-                         .encode()).hexdigest()[:24]
-    target = cache_dir() / f"{name}-{key}.so"
+    target = library_path(source, name)
     if target.exists():
         return target
+    return _build(source, name, target)
+
+
+def _build(source: str, name: str, target: Path) -> Path:
+    all_flags = flags()
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         src = Path(tmp) / f"{name}.c"
         src.write_text(source)
@@ -102,15 +116,20 @@ def compile_source(source: str, name: str = "kernel") -> Path:
     return target
 
 
-@functools.lru_cache(maxsize=None)
-def load_library(path: str) -> ctypes.CDLL:
-    return ctypes.CDLL(path)
+def load_library(path) -> ctypes.CDLL:
+    return ctypes.CDLL(str(path))
+
+
+def load_source(source: str, name: str = "kernel") -> ctypes.CDLL:
+    """The loaded library of ``source``: compiled at first use, cached, rebuilt if the cached file is corrupt."""
+    target = library_path(source, name)
+    return load_or_rebuild(target, lambda: _build(source, name, target), load_library)
 
 
 @functools.lru_cache(maxsize=None)
 def _library_for(source_path: str, mtime_ns: int) -> ctypes.CDLL:
     path = Path(source_path)
-    return load_library(str(compile_source(path.read_text(), path.stem)))
+    return load_source(path.read_text(), path.stem)
 
 
 def num_threads() -> int:
