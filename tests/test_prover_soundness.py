@@ -108,10 +108,13 @@ def test_stated_assumptions_replace_the_natural_domain():
     """entropy(p) <= 0 is refuted on distributions; the user can widen p to positive vectors."""
     narrow = prove("ce(z, c, label_smoothing=eps)", "ce(z, c)", assumptions=["0 <= eps <= 1/10"])
     assert narrow.status == REFUTED and 0 <= _mp(narrow.counterexample["eps"]) <= sp.Rational(1, 10)
-    wide = prove("entropy(p)", "log(n)", assumptions=["p: positive"], relation="<=")
-    assert wide.status == REFUTED  # p not summing to 1 can have H(p) > log n
-    values = [_mp(wide.counterexample[f"p[{m}]"]) for m in range(int(wide.counterexample["n"]))]
-    assert -mpmath.fsum(v * mpmath.log(v) for v in values) > mpmath.log(len(values))
+    assert prove("kl(p, q)", "0", relation=">=").status == PROVED  # on distributions (natural): Gibbs
+    wide = prove("kl(p, q)", "0", assumptions=["p: positive", "q: positive"], relation=">=")
+    assert wide.status == REFUTED  # positive vectors that do not sum to 1 can have KL < 0
+    size = int(wide.counterexample["n"])
+    ps = [_mp(wide.counterexample[f"p[{m}]"]) for m in range(size)]
+    qs = [_mp(wide.counterexample[f"q[{m}]"]) for m in range(size)]
+    assert min(ps + qs) > 0 and mpmath.fsum(a * mpmath.log(a / b) for a, b in zip(ps, qs)) < 0
 
 
 @pytest.mark.parametrize("bad", ["pp: distribution", "p: probabilty", "0 <= eps <= 1 <= 2 >= 0", "x + y > 0"])
@@ -229,3 +232,61 @@ def test_claim_collects_indices_inside_derivative_variables():
     claim = make_claim("diff(logsumexp(z), z[j])", "1")
     assert [s.name for s in claim.indices] == ["j"]
     assert symbolic.index_symbols(claim.left) == claim.indices
+
+
+# --- found by review: each once gave a wrong verdict or a crash ----------------------------------------
+
+def test_a_term_of_a_sum_is_only_taken_at_an_index_inside_its_range():
+    """sum_{i<=7} exp(z_i) >= exp(z_k) is false for k = 8 (z_8 large): never proved."""
+    z = sp.IndexedBase("z", real=True)
+    for lhs, rhs in [(sp.log(sp.Sum(sp.exp(z[sx.i]), (sx.i, 0, 7))), z[sx.k]),
+                     (sp.Sum(sp.exp(z[sx.i]), (sx.i, 0, 7)), sp.exp(z[sx.k]))]:
+        verdict = prove(lhs, rhs, relation=">=")
+        assert verdict.status != PROVED and not verdict.internal_error
+
+
+def test_one_name_is_one_variable_across_formula_and_sympy_sides():
+    """A SymPy IndexedBase('z') and the formula's z are the same vector: no refutation of a true claim
+    with values drawn apart."""
+    z, p = sp.IndexedBase("z"), sp.IndexedBase("p")
+    assert prove(sp.log(sp.Sum(sp.exp(z[sx.i]), (sx.i, 0, sx.n - 1))), "logsumexp(z)").status == PROVED
+    assert prove(sp.Sum(p[sx.i] * sp.log(p[sx.i]), (sx.i, 0, sx.n - 1)), "-entropy(p)").status == PROVED
+    assert prove(sp.exp(sp.Symbol("x")), "1 + x", relation=">=").status != REFUTED
+
+
+def test_an_element_outside_the_vector_is_undefined_not_a_counterexample():
+    for lhs, rhs in [("softmax(z)[n]", "1"), ("max(z)", "z[k-1]"), ("max(z)", "z[k+1]")]:
+        verdict = prove(lhs, rhs, relation="<=" if lhs.startswith("softmax") else ">=")
+        assert verdict.status != REFUTED and not verdict.internal_error, (lhs, verdict.counterexample)
+
+
+def test_a_partial_sum_is_not_taken_for_a_class_sum():
+    """sum_{i <= n-2} p_i >= 1 is false for a distribution: refuted, never proved."""
+    p = sp.IndexedBase("p", positive=True)
+    verdict = prove(sp.Sum(p[sx.i], (sx.i, 0, sx.n - 2)), 1, relation=">=", assumptions=["p: distribution"])
+    assert verdict.status == REFUTED and not verdict.internal_error
+
+
+@pytest.mark.parametrize("lhs, rhs, assume", [("max(z)", "min(z)", ()), ("max(z)", "0", ()), ("exp(max(z))", "1", ()),
+                                              ("max(w)", "0", ("w: weights",)), ("max(p)", "1/n", ("p: distribution",))])
+def test_max_of_a_vector_used_nowhere_else_is_a_vector(lhs, rhs, assume):
+    verdict = prove(lhs, rhs, relation=">=", assumptions=list(assume))
+    assert verdict.status in (PROVED, REFUTED, UNKNOWN) and not verdict.internal_error
+    if verdict.status == REFUTED:
+        name = lhs.split("max(")[1][0]
+        values = [_mp(v) for key, v in verdict.counterexample.items() if key.startswith(f"{name}[")]
+        largest = max(values)
+        assert abs(_mp(verdict.counterexample["lhs"]) - (mpmath.exp(largest) if lhs.startswith("exp") else largest)) \
+            < mpmath.mpf(10) ** -40 * max(1, abs(_mp(verdict.counterexample["lhs"])))
+
+
+def test_derive_renames_a_hand_written_sum_that_binds_the_free_index():
+    z = sx.vector("z")
+    result = gradient(sp.log(sp.Sum(sp.exp(z[sx.j]), (sx.j, 0, sx.n - 1))), z, sx.j).result
+    assert prove(result, sx.softmax(z, sx.j)).status == PROVED
+
+
+def test_a_tower_of_exponentials_ends_quickly():
+    start = time.monotonic()
+    assert prove("exp(exp(exp(x)))", "0", relation=">=").status == PROVED
+    assert time.monotonic() - start < 30

@@ -24,7 +24,7 @@ import sympy as sp
 from sympy.concrete.delta import deltasummation
 
 from ..definitions import SymbolicVector, as_expr, class_sum, eliminate, sigmoid
-from ..definitions.binding import canonical, readable
+from ..definitions.binding import alpha_rename, canonical, readable
 from ..definitions.symbols import k as _k, l as _l
 
 
@@ -324,7 +324,8 @@ def gradient(expr, wrt, k=_k, constraints: Sequence = (), *, collect: Sequence =
     """
     start = time.perf_counter()
     var, base, size = _variable(wrt, k)
-    steps, function = _opening_steps(as_expr(expr, "expr"), definition, rewrites, symbol, avoid=[var])
+    # every sum's index its own (a sum written by hand may bind the very symbol that indexes wrt)
+    steps, function = _opening_steps(alpha_rename(as_expr(expr, "expr")), definition, rewrites, symbol, avoid=[var])
     more, result = _derivative_steps(function, var, base, size, _partial(symbol, [var]), constraints, collect)
     return Derivation(name, as_expr(expr, "expr"), (var,), result, steps + more, time.perf_counter() - start, symbol)
 
@@ -335,7 +336,8 @@ def hessian(expr, wrt, k=_k, l=_l, constraints: Sequence = (), *, collect: Seque
     start = time.perf_counter()
     var_k, base, size = _variable(wrt, k)
     var_l, _, _ = _variable(wrt, l)
-    steps, function = _opening_steps(as_expr(expr, "expr"), definition, (), symbol, avoid=[var_k, var_l])
+    steps, function = _opening_steps(alpha_rename(as_expr(expr, "expr")), definition, (), symbol,
+                                     avoid=[var_k, var_l])
     first, grad = _derivative_steps(function, var_k, base, size, _partial(symbol, [var_k]), constraints, ())
     second, result = _derivative_steps(grad, var_l, base, size, _partial(symbol, [var_k, var_l]),
                                        constraints, collect)

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 import sympy as sp
 
 from ..definitions.binding import alpha_rename
+from ..definitions.softmax import vector_max, vector_min
 from ..definitions.symbols import n as N_SYMBOL
 from . import domains as D
 
@@ -202,6 +203,47 @@ def _predicate(fact) -> tuple:
     return arg.name, kinds[fact.function]
 
 
+def _one_object_per_name(lhs, rhs) -> tuple:
+    """One SymPy object per name on both sides: a formula's ``x`` (real) and an API ``Symbol("x")`` are the
+    same variable (their assumptions merged; contradictory ones are an error), else both would be drawn
+    apart while the counterexample shows one value per name."""
+    both = sp.Add(lhs, rhs, evaluate=False)
+    bound = {limit[0] for s in both.atoms(sp.Sum) for limit in s.limits}
+    groups: dict = {}
+    for symbol in both.atoms(sp.Symbol) - bound:
+        groups.setdefault(("symbol", symbol.name), set()).add(symbol)
+    for base in {x.base for x in both.atoms(sp.Indexed)} | {e.args[0] for e in both.atoms(vector_max, vector_min)}:
+        groups.setdefault(("vector", str(base.label)), set()).add(base)
+        groups.get(("symbol", str(base.label)), set()).discard(base.label)
+    replacements = {}
+    for (kind, name), objects in groups.items():
+        if len(objects) < 2:
+            continue
+        merged = {}
+        for obj in objects:
+            assumptions = (obj.label if kind == "vector" else obj).assumptions0
+            merged.update({key: value for key, value in assumptions.items() if value is not None})
+        try:
+            unified = sp.IndexedBase(name, **_primary(merged)) if kind == "vector" else sp.Symbol(name, **_primary(merged))
+        except Exception as exc:  # SymPy's InconsistentAssumptions
+            raise ValueError(f"{name!r} appears with contradictory assumptions on the two sides: {exc}") from None
+        for obj in objects:
+            if obj != unified:
+                replacements[obj] = unified
+    if not replacements:
+        return lhs, rhs
+    return sp.sympify(lhs).xreplace(replacements), sp.sympify(rhs).xreplace(replacements)
+
+
+def _primary(assumptions: dict) -> dict:
+    """The defining assumptions of a merged set (the derived ones follow from them)."""
+    keys = ("integer", "positive", "nonnegative", "negative", "nonpositive", "real")
+    chosen = {key: assumptions[key] for key in keys if assumptions.get(key) is True}
+    if chosen.get("integer") and chosen.get("positive"):
+        chosen.pop("nonnegative", None)
+    return chosen or {"real": True} if assumptions.get("real") else chosen
+
+
 def _logged(exprs) -> set:
     """Names that appear bare inside a ``log`` (a symbol, or a vector element): they must be > 0 there."""
     names = set()
@@ -226,12 +268,14 @@ def make_claim(lhs, rhs, relation: str = "==", assumptions=(), n: Optional[int] 
     natural = dict(natural_left)
     for name, domain in natural_right.items():
         natural[name] = domain if name not in natural else natural[name].intersect(domain)
+    lhs, rhs = _one_object_per_name(lhs, rhs)
     left, right = alpha_rename(lhs), alpha_rename(rhs)
     both = sp.Add(left, right, evaluate=False)
     lengths = length_symbols(both)
     counts = count_symbols(both)
-    vectors = {x.base for x in both.atoms(sp.Indexed)} - set(counts)
-    labels = {v.label for v in {x.base for x in both.atoms(sp.Indexed)}}
+    all_vectors = {x.base for x in both.atoms(sp.Indexed)} | {e.args[0] for e in both.atoms(vector_max, vector_min)}
+    vectors = all_vectors - set(counts)
+    labels = {v.label for v in all_vectors}
     indices = index_symbols(both)
     scalars = {s for s in free_atoms(both) if not s.is_integer and s not in labels and s not in lengths}
     labels |= {c.label for c in counts if isinstance(c, sp.IndexedBase)}

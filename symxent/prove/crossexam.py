@@ -32,7 +32,7 @@ ROUNDS = 7
 SCALAR_POINTS = 24
 #: at least this many points must be evaluated before ``proved`` is returned
 MIN_POINTS = 20
-KINDS = ("moderate", "large+", "moderate", "large-")
+KINDS = ("moderate", "large+", "moderate", "large-", "mixed")
 
 
 @dataclass
@@ -67,8 +67,10 @@ def _specs(claim: Claim, rng: random.Random) -> list:
     else:
         sizes = [claim.n] * SCALAR_POINTS
     specs, patterns = [], {}
+    highs = [int(limit[2]) for side in (claim.left, claim.right) for s in side.atoms(sp.Sum) for limit in s.limits
+             if limit[2].is_Integer]
     for number, size in enumerate(sizes):
-        range_ = size if size is not None else 4
+        range_ = size if size is not None else max([4] + [h + 2 for h in highs])
         if size not in patterns:  # three index assignments per size, reused (a derivative is written out once each)
             patterns[size] = [_indices(claim.indices, range_, pattern, rng) for pattern in range(3)]
         specs.append((size, patterns[size][number % 3], KINDS[number % len(KINDS)]))
@@ -109,6 +111,7 @@ class Point(dict):
     def __init__(self, claim: Claim, size, assignment: dict, kind: str, rng: random.Random):
         super().__init__()
         self.claim, self.kind, self.rng = claim, kind, rng
+        self.size = size if claim.symbolic_n else None
         self.values, self.shown = {}, {}
         if size is not None:
             self.update({s: mpmath.mpf(size) for s in claim.lengths})
@@ -132,6 +135,9 @@ class Point(dict):
         if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], sp.IndexedBase)):
             raise KeyError(key)
         base, positions = key
+        if base in self.claim.vectors and self.size is not None and \
+                not all(0 <= p < self.size for p in positions):
+            raise numeric.Undefined  # z[k + 1] with k = n - 1: outside the vector, the claim says nothing
         if base in self.claim.counts:
             value = sp.Integer(self.rng.randint(1, 3))
         elif base in self.claim.vectors and not self.claim.vectors[base].simplex:

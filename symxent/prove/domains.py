@@ -96,8 +96,8 @@ class Domain:
         (an integer 100 <= |v| <= 1000 of either sign, where the domain allows; else moderate)."""
         low = self.lower if self.lower is not None else sp.Integer(-3)
         high = self.upper if self.upper is not None else max(low + 3, sp.Integer(3))
-        if kind in ("large+", "large-"):
-            sign = 1 if kind == "large+" else -1
+        if kind in ("large+", "large-", "mixed"):
+            sign = 1 if kind == "large+" else -1 if kind == "large-" else rng.choice((1, -1))
             candidate = sp.Integer(sign * rng.randint(100, 1000))
             if self.contains(candidate):
                 return candidate

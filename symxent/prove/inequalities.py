@@ -200,10 +200,12 @@ def nonnegative_by_ranges(expr, domains: dict, ranges: Optional[dict] = None) ->
 class Prover:
     """``D >= 0`` by the tactics of the module docstring; ``trace`` records the steps."""
 
-    def __init__(self, facts, trace, free_indices=()):
+    def __init__(self, facts, trace, index_ranges=None):
+        """``index_ranges``: each free class index (and each summation index in scope) with its range
+        ``(low, high)``; a sum's term at an index is used only when the index lies in the sum's range."""
         self.facts, self.trace = facts, trace
         self.domains = facts.domains
-        self.free_indices = list(free_indices)
+        self.index_ranges = dict(index_ranges or {})
 
     def nonnegative(self, expr, depth: int = 0, ranges: Optional[dict] = None, note: str = "") -> Optional[str]:
         """The name of the tactic that showed ``expr >= 0``, or None."""
@@ -253,15 +255,17 @@ class Prover:
             (index, low, high), = sums[0].limits
             inner = {**ranges, index: (_number(low, -oo), _number(high, oo))}
             summand = sums[0].function
-            return self._factor_nonnegative(summand, depth, inner, index) or \
-                self._grouped_nonnegative(summand, depth, inner, index)
+            scope = (index, (low, high))
+            return self._factor_nonnegative(summand, depth, inner, scope) or \
+                self._grouped_nonnegative(summand, depth, inner, scope)
         if len(factors) > 1:
             return self._factor_nonnegative(term, depth, ranges, None)
         return self.nonnegative(term, depth + 1, ranges) is not None
 
-    def _grouped_nonnegative(self, summand, depth, ranges, index) -> bool:
+    def _grouped_nonnegative(self, summand, depth, ranges, scope) -> bool:
         """A summand ``sum_v v_i g_v`` grouped by the vector elements ``v_i >= 0`` at its index: each
         ``v_i g_v >= 0`` (``p_i (log 2 - log(2 p_i / (p_i + q_i))) + q_i (...)`` for Jensen-Shannon)."""
+        index = scope[0]
         weights = sorted({x for x in summand.atoms(sp.Indexed) if x.indices == (index,)
                           and nonnegative_by_ranges(x, self.domains, ranges)}, key=sp.default_sort_key)
         if not weights:
@@ -269,10 +273,10 @@ class Prover:
         collected = sp.collect(sp.expand(summand, log=False), weights, evaluate=False)
         if sp.S.One in collected and collected[sp.S.One] != 0:
             return False
-        return all(self._factor_nonnegative(weight * sp.factor_terms(coeff), depth, ranges, index)
+        return all(self._factor_nonnegative(weight * sp.factor_terms(coeff), depth, ranges, scope)
                    for weight, coeff in collected.items())
 
-    def _factor_nonnegative(self, product, depth, ranges, index) -> bool:
+    def _factor_nonnegative(self, product, depth, ranges, scope) -> bool:
         """A product >= 0: factors known >= 0 set aside, the rest shown >= 0."""
         known, rest = [], []
         for f in sp.Mul.make_args(product):
@@ -280,8 +284,10 @@ class Prover:
         remainder = sp.Mul(*rest)
         if not rest:
             return True
-        indices = self.free_indices + ([index] if index is not None else [])
-        return Prover(self.facts, self.trace, indices).nonnegative(remainder, depth + 1, ranges) is not None
+        index_ranges = dict(self.index_ranges)
+        if scope is not None:
+            index_ranges[scope[0]] = scope[1]
+        return Prover(self.facts, self.trace, index_ranges).nonnegative(remainder, depth + 1, ranges) is not None
 
     # 3. one log
 
@@ -362,10 +368,9 @@ class Prover:
         """Terms of ``the_sum`` (all >= 0) that it is at least: at each free class index in range, and at
         the largest element of a vector it runs over."""
         (index, low, high), = the_sum.limits
-        over_classes = low == 0
-        for free in self.free_indices + [s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s.is_integer
-                                         and s not in self.free_indices and not s.name == "n"]:
-            if over_classes and free.is_integer and free != index:
+        for free, (free_low, free_high) in self.index_ranges.items():
+            inside = sp.simplify(free_low - low).is_nonnegative and sp.simplify(high - free_high).is_nonnegative
+            if inside and free != index:  # the index lies in the sum's range: its term is one of the sum's
                 yield f"at {free}", the_sum.function.xreplace({index: free})
         for base, extreme in self._extremes(the_sum, expr):
             yield f"at the largest {base}", the_sum.function.xreplace({base[index]: extreme})

@@ -29,8 +29,14 @@ MAX_WORKING_DIGITS = 2000
 RELATIVE_TOLERANCE = mpmath.mpf(10) ** -30
 
 
-class _Undefined(Exception):
-    """The expression has no real value at the point."""
+class Undefined(Exception):
+    """The expression has no real value at the point (a log of a negative number, a vector element
+    outside the vector, a number too large to represent)."""
+
+
+_Undefined = Undefined
+#: exp of more than this is treated as out of range (e^100000 ~ 10^43429): beyond, mpmath's work explodes
+MAX_EXP_ARGUMENT = 100_000
 
 
 class _NeedsSymPy(Exception):
@@ -53,8 +59,14 @@ def _log(x):
     return mpmath.log(x)
 
 
+def _exp(x):
+    if x > MAX_EXP_ARGUMENT:
+        raise _Undefined
+    return mpmath.exp(x)
+
+
 _UNARY = {
-    sp.exp: mpmath.exp, sp.log: _log, sp.tanh: mpmath.tanh, sp.sinh: mpmath.sinh, sp.cosh: mpmath.cosh,
+    sp.exp: _exp, sp.log: _log, sp.tanh: mpmath.tanh, sp.sinh: mpmath.sinh, sp.cosh: mpmath.cosh,
     sp.sin: mpmath.sin, sp.cos: mpmath.cos, sp.Abs: abs, sp.sign: mpmath.sign,
     sigmoid: lambda x: 1 / (1 + mpmath.exp(-x)),
     softplus: lambda x: mpmath.log1p(mpmath.exp(x)) if x < 30 else x + mpmath.log1p(mpmath.exp(-x)),
@@ -95,6 +107,8 @@ def _walk(expr, env: dict):
     if isinstance(expr, sp.Pow):
         base, exponent = _walk(expr.base, env), _walk(expr.exp, env)
         if base == 0 and exponent < 0:
+            raise _Undefined
+        if base != 0 and abs(exponent) * abs(mpmath.log(abs(base))) > MAX_EXP_ARGUMENT:
             raise _Undefined
         return _real(mpmath.power(base, exponent))
     if isinstance(expr, sp.Sum):

@@ -443,8 +443,9 @@ def _absorbed(expr, facts: Facts) -> list:
     out = []
     simplex = [lhs.function.base for lhs, _ in facts.constraints if isinstance(lhs, sp.Sum)]
     terms = sp.Add.make_args(expr)
-    sum_terms = [t for t in terms if any(isinstance(f, sp.Sum) and f.limits[0][1] == 0 and
-                                        length_symbols(f.limits[0][2] + 1) for f in sp.Mul.make_args(t))]
+    lengths = length_symbols(expr)
+    sum_terms = [t for t in terms if any(isinstance(f, sp.Sum) and len(f.limits) == 1 and f.limits[0][1] == 0 and
+                                        f.limits[0][2] + 1 in lengths for f in sp.Mul.make_args(t))]
     others = sp.Add(*[t for t in terms if t not in sum_terms])
     if simplex and others != 0 and sum_terms:
         index = sp.Dummy("i", integer=True, nonnegative=True)
@@ -487,9 +488,16 @@ def _log_groups(expr) -> tuple:
     return groups, constant
 
 
+def _class_index_ranges(expr, indices) -> dict:
+    """Each free class index with its range 0..n-1 (when the claim has a symbolic n)."""
+    lengths = sorted(length_symbols(expr), key=str)
+    return {index: (sp.S.Zero, lengths[0] - 1) for index in indices} if len(lengths) == 1 else {}
+
+
 def _nonnegative_once(expr, facts: Facts, trace: Trace, indices) -> Optional[str]:
     """One attempt on ``expr`` (no case split): the tactics of inequalities.py, then the lemma, each also
     on the absorbed forms. Only the successful attempt's steps are kept."""
+    indices = _class_index_ranges(expr, indices)
     attempt = Trace()
     how = Prover(facts, attempt, indices).nonnegative(expr)
     if how:
