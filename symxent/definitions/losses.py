@@ -17,11 +17,12 @@ from typing import Sequence
 
 import sympy as sp
 
+from .. import semantics
 from .functions import log_sigmoid
 from .softmax import log_softmax
 from .symbols import MappedVector, Vector, as_expr, as_vector, class_sum, common_length, length
 
-REDUCTIONS = ("none", "mean", "sum")
+REDUCTIONS = semantics.REDUCTIONS
 #: PyTorch clamps the logs of binary_cross_entropy at this value
 BCE_LOG_CLAMP = -100
 
@@ -29,17 +30,16 @@ BCE_LOG_CLAMP = -100
 # --- validation -------------------------------------------------------------------------
 
 def check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> str:
-    """PyTorch's error for an unknown reduction."""
-    if reduction not in allowed:
-        raise ValueError(f"{reduction} is not a valid value for reduction")
-    return reduction
+    """PyTorch's error for an unknown reduction (:func:`symxent.semantics.check_reduction`)."""
+    return semantics.check_reduction(reduction, allowed)
 
 
 def check_label_smoothing(eps) -> sp.Expr:
-    """``eps`` must lie in [0, 1] (PyTorch's wording); a symbol is accepted as is."""
+    """``eps`` of a smoothed row loss must lie in [0, 1] (PyTorch's wording and error); a symbol is accepted
+    as is. (torch's batch functions read a negative eps as 0: :func:`symxent.semantics.label_smoothing_value`.)"""
     value = as_expr(eps, "label_smoothing")
     if value.is_number and (not value.is_real or value < 0 or value > 1):
-        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {eps}")
+        raise semantics.label_smoothing_error(eps)
     return value
 
 
@@ -52,17 +52,14 @@ def _class_weights(weight, like: Vector) -> Vector:
     try:
         common_length(w, like)
     except ValueError:
-        raise ValueError(
-            f"weight tensor should be defined either for all {length(like)} classes or no classes "
-            f"but got weight tensor of shape: [{length(w)}]"
-        ) from None
+        raise semantics.weight_shape_error(length(like), [length(w)]) from None
     return w
 
 
 def _check_target_index(target, num_classes):
     target = as_expr(target, "target")
     if target.is_Integer and isinstance(num_classes, int) and not 0 <= int(target) < num_classes:
-        raise IndexError(f"Target {int(target)} is out of bounds.")
+        raise semantics.target_out_of_bounds(target)
     return target
 
 
@@ -127,8 +124,10 @@ def softmax_cross_entropy_prob(z, y, weight=None, label_smoothing=0) -> sp.Expr:
 
 def _check_unit_interval(value, name):
     value = as_expr(value, name)
-    if value.is_number and (value.is_real is False or value < 0 or value > 1 or value is sp.nan):
-        raise ValueError(f"all elements of {name} should be between 0 and 1")
+    if value.is_number and (value.is_real is False or value is sp.nan):
+        raise semantics.TorchCheckError(f"all elements of {name} should be between 0 and 1")
+    if value.is_number:
+        semantics.check_unit_value(value, name)
     return value
 
 
@@ -247,7 +246,7 @@ def cross_entropy_loss(input, target, weight=None, ignore_index=-100, reduction=
             lambda z, y: softmax_cross_entropy(z, y, weight, label_smoothing),
         )
     if ignore_index >= 0:
-        raise ValueError("ignore_index is not supported for floating point target")
+        raise semantics.IGNORE_INDEX_WITH_PROBABILITIES
     losses = [softmax_cross_entropy_prob(z, y, weight, label_smoothing) for z, y in zip(rows, target)]
     return reduce(losses, reduction)
 

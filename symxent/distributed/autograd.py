@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import once_differentiable
 
+from .. import semantics
 from . import exchange
 from .shard_kernels import shard_gradient, shard_partials
 
@@ -39,12 +40,6 @@ class _Saved:
     one_minus_eps: float
 
 
-def _check_targets(target, ignored, num_classes):
-    out_of_range = ((target < 0) | (target >= num_classes)) & ~ignored
-    if bool(out_of_range.any()):
-        raise IndexError(f"Target {int(target[out_of_range][0])} is out of bounds.")
-
-
 class VocabParallelCrossEntropy(torch.autograd.Function):
     """``apply(z (R, Cr), target (R,) global class indices, weight (Cr,) or None, options) -> (loss (R,), w_t (R,))``."""
 
@@ -57,7 +52,7 @@ class VocabParallelCrossEntropy(torch.autograd.Function):
         rank = torch.distributed.get_rank(options.group)
         offset, num_classes = sum(sizes[:rank]), sum(sizes)
         ignored = target == options.ignore_index
-        _check_targets(target, ignored, num_classes)
+        semantics.check_targets(torch, target, num_classes, ignored)
         owned = ~ignored & (target >= offset) & (target < offset + local_classes)
         local_target = torch.where(owned, target - offset, -1)
 

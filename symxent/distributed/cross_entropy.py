@@ -1,7 +1,7 @@
 """``vocab_parallel_cross_entropy``: torch's cross_entropy when the classes are split over the ranks of a group."""
 from __future__ import annotations
 
-from ..functional import semantics as sem
+from .. import semantics as sem
 
 
 def _check_process_group(group):

@@ -17,7 +17,7 @@ their defaults): ``lse_square_scale`` (the z-loss), ``return_lse`` and ``inplace
 """
 from __future__ import annotations
 
-from . import semantics as sem
+from .. import semantics as sem
 from .dispatch import TENSOR_BACKENDS, check_grad_request, cuda_options, resolve_backend
 
 

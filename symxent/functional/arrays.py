@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import semantics as sem
+from .. import semantics as sem
 from .dispatch import kernel
 
 

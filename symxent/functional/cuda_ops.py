@@ -14,7 +14,7 @@ import torch
 
 from symxent.codegen.cuda import autograd as cx
 
-from . import semantics as sem
+from .. import semantics as sem
 
 
 def _differentiated(input):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import semantics as sem
+from .. import semantics as sem
 from .dispatch import kernel
 
 _HALF_TYPES = (torch.float16, torch.bfloat16)

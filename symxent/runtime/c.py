@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy
 
+from ..semantics import target_out_of_bounds
 from .cache import cache_dir, load_or_rebuild
 
 BASE_FLAGS = ("-O3", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-shared", "-std=c99")
@@ -221,7 +222,7 @@ class CKernel:
                     lowest = -1 if role == "local_index" else 0  # -1: no class of this row
                     bad = array[(array < lowest) | (array >= n)]
                     if bad.size:
-                        raise IndexError(f"Target {int(bad[0])} is out of bounds.")
+                        raise target_out_of_bounds(bad[0])
         outs = []
         for name, layout, optional in self.outputs:
             if optional and not want_grad:

@@ -30,6 +30,7 @@ import inspect
 import math
 from dataclasses import dataclass
 
+from ... import semantics
 from ..loss import Loss
 from .losses import CUDA_LOSSES
 from .target import CudaTarget, case_functions, kernel_params
@@ -161,9 +162,7 @@ def _aligned(tensor):
 
 
 def _check_reduction(reduction: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction")
-    return reduction
+    return semantics.check_reduction(reduction, REDUCTIONS)
 
 
 class CudaKernel:
@@ -290,7 +289,7 @@ class RowKernel(CudaKernel):
                                     _address(total), _address(status), stream)
                 bad = int(status.item())  # the one sync: targets are checked before anything is written
                 if bad >= 0:
-                    raise IndexError(f"Target {int(index[bad].item())} is out of bounds.")
+                    raise semantics.target_out_of_bounds(index[bad].item())
             self.module.rows(case, dtype, _address(z), _address(y), _address(w), _address(index), _address(grad),
                              _address(loss_rows), _address(lse), _address(denom), factor, _address(status), rows,
                              cols, int(ignore_index), bool(return_lse), values, stream)

@@ -1,9 +1,9 @@
-"""PyTorch's loss semantics around the generated kernels: checks, layouts, ignore masks, reductions.
+"""PyTorch's loss semantics, written once: checks, layouts, ignore masks, label smoothing, reductions.
 
-Nothing here computes a loss: the row and element losses and their gradients come from the generated
-kernels (:func:`symxent.codegen.load_kernel`). This module holds what torch.nn.functional does *around*
-them (shared SEMANTICS.md), written once for NumPy arrays and torch tensors alike (``xp`` is ``numpy``
-or ``torch``; only operations both spell the same way are used):
+Used by the symbolic batch losses (:mod:`symxent.definitions.losses`), :mod:`symxent.functional`, the
+CUDA runtime and :mod:`symxent.distributed`, so that every one raises torch's exception with torch's
+message. Nothing here computes a loss (the generated kernels do) and nothing here imports NumPy, torch or
+SymPy: array helpers take ``xp`` (``numpy`` or ``torch``) and use only what both spell the same way.
 
 - argument checks, with PyTorch's wording and exception types;
 - layouts: ``(N, C, d1..dK)`` / ``(C,)`` inputs become ``(R, C)`` rows, ``R = N d1..dK``;
@@ -19,6 +19,29 @@ from dataclasses import dataclass
 
 REDUCTIONS = ("none", "mean", "sum")
 KL_REDUCTIONS = ("none", "batchmean", "sum", "mean")
+
+
+class TorchCheckError(RuntimeError, ValueError):
+    """A check torch makes with ``TORCH_CHECK`` (a ``RuntimeError``, its message kept word for word); also
+    a ``ValueError``, which the symbolic catalogue raised for the same checks before they were shared."""
+
+
+def target_out_of_bounds(value) -> IndexError:
+    """torch's error for a class index outside ``[0, C)``: ``IndexError("Target 5 is out of bounds.")``."""
+    return IndexError(f"Target {int(value)} is out of bounds.")
+
+
+def weight_shape_error(num_classes, shape, probability=False) -> TorchCheckError:
+    """torch's error for a class-weight vector of the wrong length."""
+    prefix = "cross_entropy: " if probability else ""
+    return TorchCheckError(f"{prefix}weight tensor should be defined either for all {num_classes} classes or "
+                           f"no classes but got weight tensor of shape: {list(shape)}")
+
+
+def check_unit_value(value, name: str) -> None:
+    """binary_cross_entropy's range check of one number (NaN fails): every element in [0, 1]."""
+    if not 0 <= value <= 1:
+        raise TorchCheckError(f"all elements of {name} should be between 0 and 1")
 
 # torch's names of dtypes, as they appear in its error messages
 _TORCH_DTYPE_NAMES = {
@@ -77,20 +100,29 @@ def legacy_reduction(size_average, reduce) -> str:
     return reduction
 
 
-def reduction_argument(reduction, size_average=None, reduce=None, allowed=REDUCTIONS) -> str:
-    """The effective reduction, checked: ``ValueError("foo is not a valid value for reduction")``."""
-    if size_average is not None or reduce is not None:
-        reduction = legacy_reduction(size_average, reduce)
+def check_reduction(reduction, allowed=REDUCTIONS) -> str:
+    """``ValueError("foo is not a valid value for reduction")`` (torch's wording) unless it is allowed."""
     if reduction not in allowed:
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return reduction
+
+
+def reduction_argument(reduction, size_average=None, reduce=None, allowed=REDUCTIONS) -> str:
+    """The effective reduction (the deprecated ``size_average`` / ``reduce`` pair first), checked."""
+    if size_average is not None or reduce is not None:
+        reduction = legacy_reduction(size_average, reduce)
+    return check_reduction(reduction, allowed)
+
+
+def label_smoothing_error(label_smoothing) -> TorchCheckError:
+    return TorchCheckError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
 
 
 def label_smoothing_value(label_smoothing) -> float:
     """``eps`` as torch uses it: above 1 is an error; at or below 0 means no smoothing."""
     eps = float(label_smoothing)
     if eps > 1.0:
-        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        raise label_smoothing_error(label_smoothing)
     return eps if eps > 0.0 else 0.0
 
 
@@ -160,13 +192,25 @@ def _class_layout(input_shape, probability) -> ClassLayout:
     return ClassLayout(num_classes, numel(out_shape), out_shape, probability)
 
 
+IGNORE_INDEX_WITH_PROBABILITIES = TorchCheckError("ignore_index is not supported for floating point target")
+
+
+def check_targets(xp, target, num_classes, ignored=None) -> None:
+    """Every target not ignored lies in ``[0, C)``, else torch's IndexError."""
+    out_of_range = (target < 0) | (target >= num_classes)
+    if ignored is not None:
+        out_of_range = out_of_range & ~ignored
+    if bool(out_of_range.any()):
+        raise target_out_of_bounds(target[out_of_range][0])
+
+
 def probability_target_layout(input_shape, target_dtype, ignore_index) -> ClassLayout:
     """Layout of cross_entropy with class-probability targets (target of the input's shape)."""
     if not is_floating(target_dtype):
         raise RuntimeError(
             f"Expected floating point type for target with class probabilities, got {dtype_name(target_dtype)}")
     if ignore_index >= 0:
-        raise RuntimeError("ignore_index is not supported for floating point target")
+        raise IGNORE_INDEX_WITH_PROBABILITIES
     if len(input_shape) == 0:
         raise IndexError("Dimension specified as 1 but tensor has no dimensions")
     return _class_layout(tuple(input_shape), probability=True)
@@ -220,10 +264,7 @@ def check_class_weight(weight, num_classes, input_dtype, *, probability=False):
         return
     shape = tuple(weight.shape)
     if shape != (num_classes,):
-        prefix = "cross_entropy: " if probability else ""
-        raise RuntimeError(
-            f"{prefix}weight tensor should be defined either for all {num_classes} classes or no classes "
-            f"but got weight tensor of shape: {list(shape)}")
+        raise weight_shape_error(num_classes, shape, probability)
     if not probability and dtype_name(weight.dtype) != dtype_name(input_dtype):
         raise RuntimeError(
             f"expected scalar type {dtype_name(input_dtype)} but found {dtype_name(weight.dtype)}")
@@ -261,7 +302,7 @@ def index_rows(xp, target, num_classes, ignore_index, weight):
     if any_ignored:
         out_of_range = out_of_range & ~ignored
     if bool(out_of_range.any()):
-        raise IndexError(f"Target {int(target[out_of_range][0])} is out of bounds.")
+        raise target_out_of_bounds(target[out_of_range][0])
     if not any_ignored:
         return target, None, weight[target]
     safe = xp.where(ignored, 0, target)
@@ -320,7 +361,7 @@ def check_result_shape(shape, out_shape):
 def check_unit_interval(values, name):
     """binary_cross_entropy's range check: every element in [0, 1] (NaN fails)."""
     if values.shape[0] and not bool(((values >= 0) & (values <= 1)).all()):
-        raise RuntimeError(f"all elements of {name} should be between 0 and 1")
+        raise TorchCheckError(f"all elements of {name} should be between 0 and 1")
 
 
 def kl_div_warn_mean():
