@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import functools
-import importlib
 from pathlib import Path
 
 from ..definitions.symbols import n as N

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .symbols import MappedVector, Vector, as_expr, as_vector, class_sum, common_length, length
+from .symbols import MappedVector, Vector, as_expr, as_vector, class_sum, common_length
 
 _BASE_NAMES = {"e": sp.E, "nat": sp.E, "nats": sp.E, "2": 2, "bit": 2, "bits": 2,
                "10": 10, "hartley": 10, "hartleys": 10, "dit": 10}

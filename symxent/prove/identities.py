@@ -8,9 +8,6 @@ sides). The code generator uses a rewrite only when its identity here is proved
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import Callable, Optional
-
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
@@ -19,7 +16,9 @@ from ..definitions import (MappedVector, bce, bce_with_logits, binary_entropy, c
                            logsumexp, multilabel_bce_with_logits, n, nll, one_hot, sigmoid, softmax,
                            softmax_cross_entropy, softmax_cross_entropy_prob, softplus, stable_softplus, t,
                            vector, x)
-from .prover import PROVED, REFUTED, Verdict, prove
+from . import identity as _row
+from .identity import Identity, IdentityResult
+from .prover import PROVED, REFUTED
 
 # --- the symbols the catalogue talks about -----------------------------------------------------
 
@@ -61,32 +60,6 @@ def _weighted_batch(reduction):
 
 
 # --- the catalogue -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Identity:
-    """One catalogue row: ``lhs relation rhs`` under ``assumptions``, and the verdict expected."""
-
-    name: str
-    lhs: str
-    rhs: str
-    expected: str
-    assumptions: tuple = ()
-    n: Optional[int] = None
-    description: str = ""
-    source: str = ""
-    relation: str = "=="
-    build: Callable[[], tuple] = field(default=None, repr=False, compare=False)
-    #: the row is proved from its formula strings (their natural domains apply: entropy(p) makes p a
-    #: distribution); else from ``build`` with ``assumptions``
-    formula: bool = False
-
-    def sides(self) -> tuple:
-        """The two sides as SymPy expressions."""
-        return self.build()
-
-    def claim(self) -> str:
-        return f"{self.lhs} {self.relation} {self.rhs}"
-
 
 def _true(name, lhs, rhs, build, description, source="", **kw) -> Identity:
     return Identity(name, lhs, rhs, PROVED, description=description, source=source, build=build, **kw)
@@ -423,7 +396,7 @@ NAMES = {"z": z, "y": y, "p": p, "q": q, "w": w, "u": u, "v": v, "a": a, "b": b,
 DISPLAY_ONLY = ("weighted_mean_divides_by_count",)
 
 # the decomposition identities of vocab-parallel cross-entropy (used by symxent.distributed) join the catalogue
-from .vocab_parallel import IDENTITIES as VOCAB_PARALLEL_IDENTITIES  # noqa: E402  (needs Identity, defined above)
+from .vocab_parallel import IDENTITIES as VOCAB_PARALLEL_IDENTITIES  # noqa: E402
 
 IDENTITIES = IDENTITIES + VOCAB_PARALLEL_IDENTITIES
 # rows whose lhs/rhs strings are for display only (not in parse_formula syntax)
@@ -441,45 +414,9 @@ def get_identity(name: str) -> Identity:
 
 # --- checking ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class IdentityResult:
-    """An identity with the prover's verdict."""
-
-    identity: Identity
-    verdict: Verdict
-
-    @property
-    def ok(self) -> bool:
-        """The verdict is the one expected (and a refutation carries its counterexample)."""
-        if self.verdict.status != self.identity.expected:
-            return False
-        return self.verdict.status != REFUTED or self.verdict.counterexample is not None
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.identity.name,
-            "lhs": self.identity.lhs,
-            "rhs": self.identity.rhs,
-            "relation": self.identity.relation,
-            "expected": self.identity.expected,
-            "status": self.verdict.status,
-            "ok": self.ok,
-            "method": self.verdict.method,
-            "seconds": round(self.verdict.seconds, 4),
-            "counterexample": self.verdict.counterexample,
-        }
-
-
 def check_identity(identity) -> IdentityResult:
     """Run the prover on one row (an :class:`Identity` or its name)."""
-    if isinstance(identity, str):
-        identity = get_identity(identity)
-    if identity.formula:
-        verdict = prove(identity.lhs, identity.rhs, identity.assumptions, identity.n, identity.relation)
-    else:
-        lhs, rhs = identity.sides()
-        verdict = prove(lhs, rhs, identity.assumptions, identity.n, identity.relation)
-    return IdentityResult(identity, verdict)
+    return _row.check_identity(get_identity(identity) if isinstance(identity, str) else identity)
 
 
 def check_all(identities=None) -> list:

@@ -30,7 +30,6 @@ from sympy.core.relational import Relational
 
 from ..definitions.binding import readable
 from ..definitions.functions import eliminate
-from . import domains as D
 from .claim import Claim, index_symbols, length_symbols
 from .inequalities import Prover, bounds, nonnegative_by_ranges
 from .limits import guarded_expand

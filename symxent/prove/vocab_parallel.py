@@ -29,7 +29,7 @@ import sympy as sp
 from sympy.simplify.simplify import sum_combine
 
 from ..definitions import c, class_sum, j, k, log_softmax, n, softmax_cross_entropy, vector
-from .identities import Identity
+from .identity import Identity
 from .prover import PROVED, REFUTED, UNKNOWN, Step, Verdict
 
 # --- symbols ----------------------------------------------------------------------------------
