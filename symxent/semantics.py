@@ -157,6 +157,8 @@ class ClassLossSpec:
     reduction: str
     ignore_index: int = -100
     label_smoothing: float = 0.0
+    lse_square_scale: float = 0.0  # the z-loss (cross_entropy only)
+    return_lse: bool = False
 
     @property
     def function(self) -> str:
@@ -405,6 +407,34 @@ def from_last_dim_rows(xp, rows, shape, dim):
         return rows.reshape(shape)
     moved = shape[:dim] + shape[dim + 1:] + (shape[dim],)
     return contiguous(xp.moveaxis(rows.reshape(moved), -1, dim))
+
+
+# --- the z-loss ---------------------------------------------------------------------------------
+
+def lse_square_scale_value(value) -> float:
+    """The z-loss coefficient: a finite number >= 0."""
+    scale = float(value)
+    if not (scale >= 0 and math.isfinite(scale)):
+        raise ValueError(f"lse_square_scale must be a finite number >= 0, got {value!r}")
+    return scale
+
+
+def z_loss_scale(scale, reduction, probability, total_weight, counted, folded=False):
+    """The coefficient ``c`` a kernel whose row loss is ``CE_row + c * lse_row**2`` must get for the z-loss
+    as Liger-Kernel defines it: ``scale * lse**2`` per counted (not ignored) row, not weighted by the class
+    weight; ``sum`` sums it, ``none`` adds it per row, and ``mean`` divides it by the number of counted rows
+    while the cross-entropy keeps torch's division by the summed weight ``W`` (index targets; probability
+    targets divide both by the number of rows, ``counted`` then). The reduction divides the kernel's rows by
+    ``W``, so under ``mean``: ``c = scale * W / counted`` (``folded``: the caller folded ``1/W`` into the
+    weights and divides nothing afterwards, so ``c = scale / counted``). ``W``, ``counted`` may be numbers or
+    0-d tensors."""
+    if reduction != "mean" or not scale:
+        return scale
+    if folded:  # the rows are not divided afterwards: divide by the counted rows (all rows for probabilities)
+        return scale / counted if counted else 0.0
+    if probability:  # the reduction divides every row by the number of rows: as the z-loss wants
+        return scale
+    return scale * total_weight / counted if not isinstance(counted, (int, float)) or counted else 0.0
 
 
 # --- reductions -------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_cross_entropy_at_extreme_logits_matches_torch(logits, backend, dtype):
     z = np.array([logits, logits[::-1]], dtype=dtype)
     target = np.array([2, 1])
     weight = np.array([1.0, 2.0, 0.5, 1.5], dtype=dtype)
-    loss, grad = call(load_kernel("cross_entropy", backend), backend, z, target, weight, 0.2, True)
+    loss, grad, _ = call(load_kernel("cross_entropy", backend), backend, z, target, weight, 0.2, 0.0, True)
     x = torch.tensor(z, requires_grad=True)
     want = F.cross_entropy(x, torch.tensor(target), weight=torch.tensor(weight), reduction="none", label_smoothing=0.2)
     want.sum().backward()
@@ -61,10 +61,10 @@ def test_bce_with_logits_is_finite_and_exact_at_plus_minus_1e4(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_row_kernels_keep_dtype_and_skip_the_gradient_when_not_wanted(backend):
-    """float32 in, float32 out; want_grad=False returns (loss, None)."""
+    """float32 in, float32 out; want_grad=False returns (loss, None, lse)."""
     z = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
     out = call(load_kernel("cross_entropy", backend), backend, z, np.array([0, 1, 3]), np.ones(4, np.float32), 0.0,
-               False)
+               0.0, False)
     assert out[1] is None and out[0].dtype == np.float32 and out[0].shape == (3,)
 
 
@@ -120,11 +120,11 @@ def test_smoothed_cross_entropy_at_logits_1e4_is_accurate(name, backend, dtype, 
     target = np.array([1, 2, 4, 5])
     if name == "cross_entropy":
         probabilities = np.eye(6)[target]
-        loss, _ = call(load_kernel(name, backend), backend, z, target, weight, eps, True)
+        loss, *_ = call(load_kernel(name, backend), backend, z, target, weight, eps, 0.0, True)
     else:
         probabilities = np.array([[0.1, 0.2, 0.3, 0.4, 0.0, 0.0], [0.0, 0.3, 0.7, 0.0, 0.0, 0.0],
                                   [0.25, 0.0, 0.25, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]], dtype=dtype)
-        loss, _ = call(load_kernel(name, backend), backend, z, probabilities, weight, eps, True)
+        loss, *_ = call(load_kernel(name, backend), backend, z, probabilities, weight, eps, 0.0, True)
     error = worst_relative_error(loss, exact_smoothed_loss(z, probabilities, eps))
     assert error <= ULPS * np.finfo(dtype).eps, error
 

@@ -98,7 +98,7 @@ def test_c_kernel_checks_local_targets():
         with pytest.raises(IndexError, match=f"Target {bad} is out of bounds"):
             kernel(z, row_max, np.where(target == 0, bad, target), weight, True)
     with pytest.raises(IndexError, match="Target -1 is out of bounds"):
-        load_kernel("cross_entropy", "c")(z, np.maximum(target, -1), weight, 0.0, True)
+        load_kernel("cross_entropy", "c")(z, np.maximum(target, -1), weight, 0.0, 0.0, True)
     with pytest.raises(ValueError, match="one value per row"):
         kernel(z, row_max[:-1], target, weight, True)
 

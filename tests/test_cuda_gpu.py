@@ -56,7 +56,8 @@ def class_weights(cols, dtype, seed=2):
 
 
 def reference_cross_entropy(z, t, weight, ignore_index, reduction, eps, zs):
-    """PyTorch's cross_entropy in float64 plus the z-loss zs * lse^2 per counted row (mean: / W)."""
+    """PyTorch's cross_entropy in float64 plus the z-loss zs * lse^2 per counted row, as Liger-Kernel defines
+    it (mean: the cross-entropy / W, the z-loss / the number of counted rows)."""
     z64 = z.detach().to(torch.float64).requires_grad_()
     w64 = None if weight is None else weight.to(torch.float64)
     probability = t.is_floating_point()
@@ -73,7 +74,7 @@ def reference_cross_entropy(z, t, weight, ignore_index, reduction, eps, zs):
         loss = rows.sum() / z.shape[0]
     else:
         total = (w64[t.clamp(min=0)] if w64 is not None else torch.ones_like(lse)) * counted
-        loss = rows.sum() / total.sum()
+        loss = ce.sum() / total.sum() + zs * (lse ** 2 * counted).sum() / counted.sum()
     return loss, z64
 
 

@@ -363,17 +363,17 @@ def test_kernel_checked_targets_without_a_gpu_say_why(case):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "c", "torch"])
-@pytest.mark.parametrize("option,value", [("lse_square_scale", 1e-4), ("return_lse", True),
-                                          ("inplace_backward", True)])
-def test_cuda_only_options_name_the_backend(backend, option, value):
+def test_the_cuda_only_option_names_the_backend(backend):
+    """inplace_backward is the CUDA kernels' alone (z-loss and return_lse are on every backend now:
+    tests/test_functional_z_loss.py)."""
     x, t = X(4, 3), T(3, 4)
     if backend != "torch":
         x, t = x.numpy(), t.numpy()
-    message = f"cross_entropy: {option}={value!r} needs backend='cuda', not backend='{backend}'"
-    if option == "lse_square_scale":
-        message += ": the generated numpy, torch and c cross_entropy kernels have no z-loss term"
+    message = (f"cross_entropy: inplace_backward=True needs backend='cuda', not backend='{backend}': only the CUDA "
+               f"kernels write the gradient into the logits' buffer (the numpy and c backends return it, the torch "
+               f"backend's autograd keeps the input)")
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        sxf.cross_entropy(x, t, backend=backend, **{option: value})
+        sxf.cross_entropy(x, t, backend=backend, inplace_backward=True)
 
 
 def test_default_options_are_accepted_everywhere():
@@ -493,8 +493,9 @@ def test_gpu_no_grad_leaves_the_logits_alone():
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("probability", [False, True], ids=["index", "probability"])
 def test_gpu_z_loss_and_lse_match_a_hand_reference(probability, reduction):
-    """cross_entropy + lse_square_scale * logsumexp(z)^2 for each counted row (unweighted; mean divides by
-    W = sum of the counted rows' weights, or the number of rows for probability targets), K-dim input."""
+    """cross_entropy + lse_square_scale * logsumexp(z)^2 for each counted row, as Liger-Kernel defines it
+    (unweighted; mean divides the cross-entropy by W = sum of the counted rows' weights and the z-loss by the
+    number of counted rows; probability targets both by the number of rows), K-dim input."""
     zs, eps = 1e-2, 0.1
     x0, w = X(3, 11, 4).cuda(), (P(11) + 0.5).cuda()
     t = (probs(3, 11, 4, dim=1) if probability else T(11, 3, 4, ignore=-100)).cuda()
@@ -512,7 +513,7 @@ def test_gpu_z_loss_and_lse_match_a_hand_reference(probability, reduction):
         reference = rows.sum()
     else:
         total = counted.sum() if probability else (w.double()[t.clamp(min=0)] * counted).sum()
-        reference = rows.sum() / total
+        reference = ce.sum() / total + zs * (lse64 ** 2 * counted).sum() / counted.sum()
     go = torch.linspace(-1.0, 2.0, 12, device="cuda").reshape(3, 4) if reduction == "none" else torch.tensor(
         1.3, device="cuda")
     loss.backward(go)

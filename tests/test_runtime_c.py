@@ -57,7 +57,7 @@ def test_c_cross_entropy_at_extreme_logits(dtype, tol):
     z = np.random.default_rng(0).normal(size=(4, 300)) * 5
     z[0, 7], z[1, :], z[1, 3], z[2, :] = 1e4, -1e4, -1e4 + 1, 1e4
     target = np.array([7, 3, 0, 299])
-    loss, grad = load_kernel("cross_entropy", "c")(z.astype(dtype), target, np.ones(300, dtype), 0.0, True)
+    loss, grad, _ = load_kernel("cross_entropy", "c")(z.astype(dtype), target, np.ones(300, dtype), 0.0, 0.0, True)
     want_loss, want_grad = stable_cross_entropy(z.astype(dtype), target)
     assert loss.dtype == dtype and grad.dtype == dtype
     np.testing.assert_allclose(loss, want_loss, rtol=tol, atol=tol * 10)
@@ -70,9 +70,9 @@ def test_c_threads_split_rows_without_changing_results(monkeypatch):
     target = np.random.default_rng(3).integers(0, 500, 600)
     kernel = load_kernel("cross_entropy", "c")
     monkeypatch.setenv("SYMXENT_NUM_THREADS", "1")
-    one = kernel(z, target, np.ones(500, np.float32), 0.1, True)
+    one = kernel(z, target, np.ones(500, np.float32), 0.1, 0.0, True)
     monkeypatch.setenv("SYMXENT_NUM_THREADS", "3")
-    three = kernel(z, target, np.ones(500, np.float32), 0.1, True)
+    three = kernel(z, target, np.ones(500, np.float32), 0.1, 0.0, True)
     np.testing.assert_array_equal(one[0], three[0])
     np.testing.assert_array_equal(one[1], three[1])
 
@@ -81,14 +81,14 @@ def test_c_target_out_of_range_is_an_index_error_before_any_c_runs():
     """An out-of-range class index would read outside the row: PyTorch's error instead."""
     z = np.zeros((2, 3))
     with pytest.raises(IndexError, match="Target 3 is out of bounds."):
-        load_kernel("cross_entropy", "c")(z, np.array([0, 3]), np.ones(3), 0.0, True)
+        load_kernel("cross_entropy", "c")(z, np.array([0, 3]), np.ones(3), 0.0, 0.0, True)
 
 
 def test_c_rejects_unsupported_dtypes_and_shapes():
     with pytest.raises(TypeError, match="float32 or float64"):
         load_kernel("softmax", "c")(np.zeros((2, 3), np.float16))
     with pytest.raises(ValueError, match="class vector"):
-        load_kernel("cross_entropy", "c")(np.zeros((2, 3)), np.array([0, 1]), np.ones(4), 0.0, True)
+        load_kernel("cross_entropy", "c")(np.zeros((2, 3)), np.array([0, 1]), np.ones(4), 0.0, 0.0, True)
 
 
 def test_c_elementwise_kernel_keeps_the_input_shape():

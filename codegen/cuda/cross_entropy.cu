@@ -249,7 +249,8 @@ struct Case0 {
     const float m2 = row.m;
     const float s3 = row.s[0];
     const float z_c_shifted = -m2 + z_c;
-    return -w_c*(z_c_shifted - logf(s3));
+    const float x1 = logf(s3);
+    return -w_c*(-x1 + z_c_shifted);
   }
   // pass 2's loop-invariant values (from the row's statistics, once per row)
   static constexpr int kHoisted2 = 2;

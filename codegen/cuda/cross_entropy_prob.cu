@@ -250,7 +250,8 @@ struct Case0 {
     const float s1 = row.s[0];
     const float s2 = row.s[1];
     const float s3 = row.s[2];
-    return -s1 + s2*logf(s3);
+    const float x3 = logf(s3);
+    return -s1 + s2*x3;
   }
   // pass 2's loop-invariant values (from the row's statistics, once per row)
   static constexpr int kHoisted2 = 2;

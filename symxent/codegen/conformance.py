@@ -36,13 +36,15 @@ def _row_cases(rng, dtype):
     logp = torch.log_softmax(torch.tensor(z), 1).numpy()
     t = torch.tensor
     cases = []
-    for eps in (0.0, 0.1):
-        cases.append(("cross_entropy", (z, target, weight, eps),
-                      lambda x, eps=eps: F.cross_entropy(x, t(target), weight=t(weight), reduction="none",
-                                                         label_smoothing=eps), z))
-        cases.append(("cross_entropy_prob", (z, y, weight, eps),
-                      lambda x, eps=eps: F.cross_entropy(x, t(y), weight=t(weight), reduction="none",
-                                                         label_smoothing=eps), z))
+    for eps, zs in ((0.0, 0.0), (0.1, 0.0), (0.0, 1e-3), (0.1, 1e-3)):  # the z-loss: + zs * lse**2 per row
+        cases.append(("cross_entropy", (z, target, weight, eps, zs),
+                      lambda x, eps=eps, zs=zs: F.cross_entropy(x, t(target), weight=t(weight), reduction="none",
+                                                                label_smoothing=eps) + zs * torch.logsumexp(x, 1) ** 2,
+                      z))
+        cases.append(("cross_entropy_prob", (z, y, weight, eps, zs),
+                      lambda x, eps=eps, zs=zs: F.cross_entropy(x, t(y), weight=t(weight), reduction="none",
+                                                                label_smoothing=eps) + zs * torch.logsumexp(x, 1) ** 2,
+                      z))
     cases.append(("nll", (logp, target, weight),
                   lambda x: F.nll_loss(x, t(target), weight=t(weight), reduction="none"), logp))
     return cases
@@ -123,8 +125,11 @@ def check_backend(name: str, backend: str, seed: int = 0) -> tuple:
             x = torch.tensor(wrt, requires_grad=True)
             want = reference(x)
             want.sum().backward()
-            loss, grad = kernel(*_convert(args, backend), True)
-            for label, a, b in (("loss", loss, want), ("grad", grad, x.grad)):
+            loss, grad, *lse = kernel(*_convert(args, backend), True)  # the cross-entropies also return lse
+            pairs = [("loss", loss, want), ("grad", grad, x.grad)]
+            if lse:
+                pairs.append(("lse", lse[0], torch.logsumexp(x.detach(), 1)))
+            for label, a, b in pairs:
                 compared += 1
                 error = _compare(a, b, dtype)
                 if error is not None:

@@ -10,6 +10,7 @@ the driver rewrites, lowers and prints them. The catalogue's losses and a user's
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -127,6 +128,8 @@ class Loss:
     #: kind ``row_sums``: the bool argument (last in the call) that switches the ``optional`` outputs on
     switch: str = ""
     optional: tuple = ()
+    #: kind ``row``: the kernel also returns each row's ``logsumexp(wrt)`` (after the gradient)
+    returns_lse: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -219,8 +222,10 @@ class Loss:
                                           per_row=frozenset(), rules=self.rules))
                 continue
             axis = K_INDEX if self.kind == "row" else None
-            out.append(KernelFunction(fname, self.args, (("loss", expr), ("grad", grad)),
-                                      frozenset({"grad"}), axis, case.when))
+            outputs, per_row = (("loss", expr), ("grad", grad)), frozenset({"loss"})
+            if self.returns_lse:
+                outputs, per_row = outputs + (("lse", d.logsumexp(d.SymbolicVector(self.wrt))),), per_row | {"lse"}
+            out.append(KernelFunction(fname, self.args, outputs, frozenset({"grad"}), axis, case.when, per_row))
         return out
 
     def supply(self, expr: sp.Expr) -> sp.Expr:
@@ -289,6 +294,27 @@ def express_by_output(expr: sp.Expr, element: sp.Expr, z: sp.IndexedBase, out: s
 
 # --- the catalogue ---------------------------------------------------------------------------
 
+#: the z-loss coefficient (``lse_square_scale`` in Liger-Kernel and flash-attn)
+LSE_SQUARE_SCALE = sp.Symbol("lse_square_scale", nonnegative=True)
+
+
+def with_z_loss(loss: Loss) -> Loss:
+    """``loss`` with the scalar argument ``lse_square_scale`` and ``+ lse_square_scale * logsumexp(z)**2`` in
+    its general case (PaLM's z-loss, as Liger-Kernel defines it: per row, not weighted by the class weight);
+    its special cases hold when ``lse_square_scale == 0``. How ``mean`` divides the z-loss (by the number of
+    counted rows, not by the summed class weights) is the caller's: it passes the scale already divided
+    accordingly (:mod:`symxent.semantics`, :func:`~symxent.semantics.z_loss_scale`)."""
+    if any(a.name == "lse_square_scale" for a in loss.args):
+        return loss
+    z = d.SymbolicVector(loss.wrt)
+    term = LSE_SQUARE_SCALE * d.logsumexp(z) ** 2
+    cases = tuple(Case(case.when + (("lse_square_scale", 0),), case.expr) if case.when else Case((), case.expr + term)
+                  for case in loss.cases)
+    args = loss.args + (Arg("lse_square_scale", "scalar", LSE_SQUARE_SCALE),)
+    doc = f"{loss.doc} + lse_square_scale * logsumexp(z)^2"
+    return dataclasses.replace(loss, args=args, cases=cases, doc=doc, returns_lse=True)
+
+
 def _catalogue() -> dict:
     z, w, y = d.vector("z"), d.vector("w"), d.vector("y")
     logp = d.vector("logp")
@@ -332,6 +358,7 @@ def _catalogue() -> dict:
              (Case((("log_target", True),), sp.exp(t) * (t - x)), Case((("log_target", False),), kl)), x,
              "target (log target - input), or exp(target) (target - input) with log_target"),
     ]
+    losses = [with_z_loss(loss) if loss.name in ("cross_entropy", "cross_entropy_prob") else loss for loss in losses]
     return {loss.name: loss for loss in losses}
 
 

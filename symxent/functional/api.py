@@ -12,8 +12,8 @@ keyword-only arguments:
 - ``grad_output`` (numpy / c, with ``return_grad``): the upstream gradient, an array of the output's shape
   (``reduction="none"``, softmax, log_softmax), or a scalar for a scalar output.
 
-:func:`cross_entropy` on ``backend="cuda"`` has three more keyword-only options (other backends accept only
-their defaults): ``lse_square_scale`` (the z-loss), ``return_lse`` and ``inplace_backward``.
+:func:`cross_entropy` has three more keyword-only options: ``lse_square_scale`` (the z-loss) and ``return_lse``
+on every backend, ``inplace_backward`` on ``backend="cuda"`` (the others accept only its default).
 """
 from __future__ import annotations
 
@@ -60,23 +60,25 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     Probability targets (same shape as input): :math:`\ell_n = -\sum_c w_c \tilde y_{n,c} \log s_{n,c}`,
     :math:`\tilde y = (1-\varepsilon) y + \varepsilon / C`; ``mean`` divides by the number of rows.
 
-    ``backend="cuda"`` only (other backends raise ``ValueError`` for anything but the defaults):
+    Beyond torch (Liger-Kernel's options):
 
     - ``lse_square_scale`` :math:`\lambda`: the z-loss :math:`+\lambda (\log \sum_c e^{z_{n,c}})^2` in each counted
-      row's loss (unweighted; ``mean`` divides it by the same W);
-    - ``return_lse``: return ``(loss, lse)``, ``lse`` the float32 logsumexp of each row in the shape of
-      ``reduction="none"`` (not differentiable);
-    - ``inplace_backward``: the forward pass writes the gradient into the logits' buffer (no extra memory;
+      row's loss, not weighted by the class weight; ``mean`` divides it by the number of counted rows (the
+      cross-entropy by W), ``sum`` sums it, ``none`` adds it per row (0 on ignored rows); label smoothing
+      leaves it unchanged. In torch: ``F.cross_entropy(x, t, ...) + lam * (lse[keep]**2).sum() / keep.sum()``;
+    - ``return_lse``: return ``(loss, lse)``, ``lse`` the logsumexp of each row in the shape of
+      ``reduction="none"`` (not differentiable; float32 on cuda, the compute dtype elsewhere);
+    - ``inplace_backward`` (``backend="cuda"`` only): the forward pass writes the gradient into the logits' buffer (no extra memory;
       the logits are overwritten, so nothing else may use them afterwards; (N, C, d1..dK) inputs are laid
       out as rows in a copy first). Default: the input is left intact.
     """
     backend = resolve_backend(backend, input)
     reduction = sem.reduction_argument(reduction, size_average, reduce)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
-    kwargs.update(cuda_options(backend, lse_square_scale=lse_square_scale, return_lse=return_lse,
-                               inplace_backward=inplace_backward))
+    kwargs.update(cuda_options(backend, inplace_backward=inplace_backward))
     input, target, weight = _arrays(backend, input, target, weight)
     eps = sem.label_smoothing_value(label_smoothing)
+    z_scale = sem.lse_square_scale_value(lse_square_scale)
     if tuple(input.shape) == tuple(target.shape):
         layout = sem.probability_target_layout(input.shape, target.dtype, ignore_index)
         name = "cross_entropy_prob"
@@ -84,7 +86,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         layout = sem.index_target_layout(input.shape, target.shape, target.dtype)
         name = "cross_entropy"
     sem.check_class_weight(weight, layout.num_classes, input.dtype, probability=layout.probability)
-    spec = sem.ClassLossSpec(name, layout, reduction, ignore_index, eps)
+    spec = sem.ClassLossSpec(name, layout, reduction, ignore_index, eps, z_scale, bool(return_lse))
     return _implementation(backend).class_loss(spec, input, target, weight, **kwargs)
 
 

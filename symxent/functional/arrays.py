@@ -100,7 +100,7 @@ def class_loss(spec, input, target, weight, *, backend, return_grad, grad_output
 
     z = sem.class_rows(np, input.astype(work, copy=False))
     w = np.ones(C, dtype=work) if weight is None else weight.astype(work, copy=False)
-    ignored = None
+    ignored, counted = None, R
     if layout.probability:
         y = sem.class_rows(np, target.astype(work, copy=False))
         denominator = R
@@ -108,10 +108,14 @@ def class_loss(spec, input, target, weight, *, backend, return_grad, grad_output
         t = target.reshape(-1).astype(np.int64, copy=False)
         y, ignored, row_weight = sem.index_rows(np, t, C, spec.ignore_index, w)
         denominator = row_weight.sum(dtype=np.float64) if reduction == "mean" else 1
+        counted = R - int(ignored.sum()) if ignored is not None else R
     folded = _fold(reduction, denominator, return_grad)
     with np.errstate(invalid="ignore"):
         kernel_weight = w * work.type(folded) if folded is not None else w
+    z_scale = sem.z_loss_scale(spec.lse_square_scale, reduction, layout.probability, denominator, counted,
+                               folded=folded is not None)
 
+    lse = np.zeros(0, work)
     if R == 0:
         loss, grad = np.zeros(0, work), (np.zeros((0, C), work) if return_grad else None)
     else:
@@ -119,14 +123,17 @@ def class_loss(spec, input, target, weight, *, backend, return_grad, grad_output
         if spec.kernel == "nll":
             loss, grad = kern(z, y, kernel_weight, return_grad)
         else:
-            loss, grad = kern(z, y, kernel_weight, spec.label_smoothing, return_grad)
+            loss, grad, lse = kern(z, y, kernel_weight, spec.label_smoothing, float(z_scale), return_grad)
     sem.zero_ignored_rows(ignored, loss)
     out = _reduce(loss, reduction, denominator, layout.out_shape, folded, dtype)
+    if spec.return_lse:
+        out = (out, lse.reshape(layout.out_shape))
     if not return_grad:
         return out
     _apply_upstream(grad, g, reduction, denominator, folded, rows_shape=(R, 1))
     sem.zero_ignored_rows(ignored, grad)
-    return out, sem.from_class_rows(np, grad, input.shape).astype(input.dtype, copy=False)
+    grad = sem.from_class_rows(np, grad, input.shape).astype(input.dtype, copy=False)
+    return (*out, grad) if spec.return_lse else (out, grad)
 
 
 # --- softmax / log_softmax -------------------------------------------------------------------------

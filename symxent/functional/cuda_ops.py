@@ -23,8 +23,9 @@ def _differentiated(input):
     return input if torch.is_grad_enabled() and input.requires_grad else input.detach()
 
 
-def class_loss(spec, input, target, weight, *, lse_square_scale=0.0, return_lse=False, inplace_backward=False):
+def class_loss(spec, input, target, weight, *, inplace_backward=False):
     """cross_entropy (index or probability targets) and nll_loss (``spec``: ClassLossSpec)."""
+    return_lse = spec.return_lse
     layout = spec.layout
     sem.check_differentiable(spec.function, target if layout.probability else None, weight=weight)
     if layout.probability:
@@ -38,7 +39,7 @@ def class_loss(spec, input, target, weight, *, lse_square_scale=0.0, return_lse=
         loss, lse = cx.nll_loss(z, target, weight, **common), None
     else:
         loss = cx.cross_entropy(z, target, weight, label_smoothing=spec.label_smoothing,
-                                lse_square_scale=float(lse_square_scale), return_lse=bool(return_lse),
+                                lse_square_scale=float(spec.lse_square_scale), return_lse=bool(return_lse),
                                 inplace_backward=bool(inplace_backward), **common)
         loss, lse = loss if return_lse else (loss, None)
     if spec.reduction == "none":

@@ -3,7 +3,7 @@
 Backends: ``"numpy"`` and ``"c"`` take NumPy arrays and never import torch; ``"torch"`` takes tensors and
 differentiates with autograd through a torch.library custom op; ``"cuda"`` takes CUDA tensors and runs the
 generated CUDA kernels (:mod:`symxent.codegen.cuda.autograd`). The default is ``"torch"`` for tensors and
-``"numpy"`` for anything else. Only ``"cuda"`` has cross_entropy's :data:`CUDA_OPTIONS`.
+``"numpy"`` for anything else. Only ``"cuda"`` has cross_entropy's :data:`CUDA_OPTIONS` (``inplace_backward``).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import sys
 BACKENDS = ("numpy", "torch", "c", "cuda")
 ARRAY_BACKENDS = ("numpy", "c")
 TENSOR_BACKENDS = ("torch", "cuda")
-#: cross_entropy's options of the CUDA kernels, with their defaults (the only values other backends accept)
-CUDA_OPTIONS = {"lse_square_scale": 0.0, "return_lse": False, "inplace_backward": False}
+#: cross_entropy's options of the CUDA kernels alone, with their defaults (the only values other backends accept)
+CUDA_OPTIONS = {"inplace_backward": False}
 
 
 def is_tensor(value) -> bool:
@@ -51,8 +51,8 @@ def cuda_options(backend, **options) -> dict:
         return options
     for name, value in options.items():
         if value != CUDA_OPTIONS[name]:
-            why = (": the generated numpy, torch and c cross_entropy kernels have no z-loss term"
-                   if name == "lse_square_scale" else "")
+            why = (": only the CUDA kernels write the gradient into the logits' buffer (the numpy and c backends "
+                   "return it, the torch backend's autograd keeps the input)" if name == "inplace_backward" else "")
             raise ValueError(f"cross_entropy: {name}={value!r} needs backend='cuda', not backend={backend!r}{why}")
     return {}
 

@@ -29,44 +29,55 @@ def _no_grad_output(z: Tensor) -> Tensor:
 
 # --- class-indexed rows -----------------------------------------------------------------------------
 
-def _index_rows(name, z, target, weight, ignore_index, want_grad, *options):
+def _index_rows(name, z, target, weight, ignore_index, want_grad, *options, z_loss=None):
+    """``(loss, w[y], grad, lse)`` of the rows; ``z_loss``: ``(scale, mean)`` for cross_entropy's kernel."""
     rows, classes = z.shape
     safe, ignored, row_weight = sem.index_rows(torch, target, classes, ignore_index, weight)
+    lse = z.new_zeros(0)
     if rows == 0:
         loss, grad = z.new_zeros(0), z.new_zeros((0, classes)) if want_grad else None
-    else:
+    elif z_loss is None:
         loss, grad = kernel(name, "torch")(z, safe, weight, *options, want_grad)
+    else:
+        scale, mean = z_loss
+        counted = (target != ignore_index).sum()
+        c = sem.z_loss_scale(scale, "mean" if mean else "sum", False, row_weight.sum(), counted)
+        loss, grad, lse = kernel(name, "torch")(z, safe, weight, *options, c, want_grad)
     sem.zero_ignored_rows(ignored, loss, grad)
-    return loss, row_weight, grad if grad is not None else _no_grad_output(z)
+    return loss, row_weight, grad if grad is not None else _no_grad_output(z), lse
 
 
 @torch.library.custom_op("symxent::cross_entropy_rows", mutates_args=())
 def cross_entropy_rows(z: Tensor, target: Tensor, weight: Tensor, ignore_index: int, label_smoothing: float,
-                       want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Rows of cross_entropy with index targets: ``(loss (R,), w[y] (R,), d loss / d z (R, C) or empty)``."""
-    return _index_rows("cross_entropy", z, target, weight, ignore_index, want_grad, label_smoothing)
+                       lse_square_scale: float, mean: bool, want_grad: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Rows of cross_entropy with index targets: ``(loss (R,), w[y] (R,), d loss / d z (R, C) or empty, lse (R,))``;
+    the z-loss scale is divided for ``mean`` as :func:`symxent.semantics.z_loss_scale` says."""
+    return _index_rows("cross_entropy", z, target, weight, ignore_index, want_grad, label_smoothing,
+                       z_loss=(lse_square_scale, mean))
 
 
 @torch.library.custom_op("symxent::nll_rows", mutates_args=())
 def nll_rows(logp: Tensor, target: Tensor, weight: Tensor, ignore_index: int,
              want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Rows of nll_loss: ``(loss (R,), w[y] (R,), d loss / d logp (R, C) or empty)``."""
-    return _index_rows("nll", logp, target, weight, ignore_index, want_grad)
+    return _index_rows("nll", logp, target, weight, ignore_index, want_grad)[:3]
 
 
 @torch.library.custom_op("symxent::cross_entropy_prob_rows", mutates_args=())
-def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, label_smoothing: float,
-                            want_grad: bool) -> tuple[Tensor, Tensor]:
-    """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty)``."""
+def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, label_smoothing: float, lse_square_scale: float,
+                            want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty, lse (R,))``."""
     if z.shape[0] == 0:
-        return z.new_zeros(0), z.new_zeros(z.shape) if want_grad else _no_grad_output(z)
-    loss, grad = kernel("cross_entropy_prob", "torch")(z, target, weight, label_smoothing, want_grad)
-    return loss, grad if grad is not None else _no_grad_output(z)
+        return z.new_zeros(0), z.new_zeros(z.shape) if want_grad else _no_grad_output(z), z.new_zeros(0)
+    loss, grad, lse = kernel("cross_entropy_prob", "torch")(z, target, weight, label_smoothing, lse_square_scale,
+                                                           want_grad)
+    return loss, grad if grad is not None else _no_grad_output(z), lse
 
 
 @cross_entropy_rows.register_fake
-def _(z, target, weight, ignore_index, label_smoothing, want_grad):
-    return z.new_empty(z.shape[0]), weight.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,))
+def _(z, target, weight, ignore_index, label_smoothing, lse_square_scale, mean, want_grad):
+    return (z.new_empty(z.shape[0]), weight.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)),
+            z.new_empty(z.shape[0]))
 
 
 @nll_rows.register_fake
@@ -76,8 +87,8 @@ def _(logp, target, weight, ignore_index, want_grad):
 
 
 @cross_entropy_prob_rows.register_fake
-def _(z, target, weight, label_smoothing, want_grad):
-    return z.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,))
+def _(z, target, weight, label_smoothing, lse_square_scale, want_grad):
+    return z.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)), z.new_empty(z.shape[0])
 
 
 # --- elementwise losses -------------------------------------------------------------------------------
@@ -121,11 +132,12 @@ for _op in (bce_elements, bce_with_logits_elements, kl_div_elements):
 
 # --- autograd: the generated gradient, scaled by grad_output ------------------------------------------
 
-def _register_loss_autograd(op, num_inputs, rows):
-    """backward of an op returning ``(loss, ..., kernel_grad)``: ``kernel_grad * grad_loss``."""
+def _register_loss_autograd(op, num_inputs, rows, grad_at=-1):
+    """backward of an op returning ``(loss, ..., kernel_grad, ...)``: ``kernel_grad * grad_loss`` (the
+    kernel's gradient is output ``grad_at``; the other outputs are not differentiable)."""
 
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output[-1])
+        ctx.save_for_backward(output[grad_at])
 
     def backward(ctx, grad_loss, *_unused):
         (grad,) = ctx.saved_tensors
@@ -137,9 +149,9 @@ def _register_loss_autograd(op, num_inputs, rows):
     op.register_autograd(backward, setup_context=setup_context)
 
 
-_register_loss_autograd(cross_entropy_rows, 6, rows=True)
+_register_loss_autograd(cross_entropy_rows, 8, rows=True, grad_at=2)
 _register_loss_autograd(nll_rows, 5, rows=True)
-_register_loss_autograd(cross_entropy_prob_rows, 5, rows=True)
+_register_loss_autograd(cross_entropy_prob_rows, 6, rows=True, grad_at=1)
 _register_loss_autograd(bce_elements, 4, rows=False)
 _register_loss_autograd(bce_with_logits_elements, 5, rows=False)
 _register_loss_autograd(kl_div_elements, 4, rows=False)
@@ -195,20 +207,23 @@ def class_loss(spec, input, target, weight):
     classes, want_grad = layout.num_classes, _want_grad(input)
     z = sem.class_rows(torch, input.to(work))
     w = torch.ones(classes, dtype=work, device=input.device) if weight is None else weight.to(work)
+    lse = None
     if layout.probability:
         y = sem.class_rows(torch, target.to(work))
-        loss, _ = cross_entropy_prob_rows(z, y, w, spec.label_smoothing, want_grad)
+        loss, _, lse = cross_entropy_prob_rows(z, y, w, spec.label_smoothing, spec.lse_square_scale, want_grad)
         denominator = layout.rows
     else:
         t = target.reshape(-1).to(torch.int64)
         if spec.kernel == "nll":
             loss, row_weight, _ = nll_rows(z, t, w, ignore_index, want_grad)
         else:
-            loss, row_weight, _ = cross_entropy_rows(z, t, w, ignore_index, spec.label_smoothing, want_grad)
+            loss, row_weight, _, lse = cross_entropy_rows(z, t, w, ignore_index, spec.label_smoothing,
+                                                          spec.lse_square_scale, reduction == "mean", want_grad)
         denominator = row_weight.sum()
         if reduction == "mean":  # ignored rows get gradient 0 even when W == 0 (upstream 1/W = inf)
             loss = torch.where(t == ignore_index, 0, loss)
-    return sem.reduce_loss(loss, reduction, denominator, layout.out_shape).to(dtype)
+    out = sem.reduce_loss(loss, reduction, denominator, layout.out_shape).to(dtype)
+    return (out, lse.detach().reshape(layout.out_shape)) if spec.return_lse else out
 
 
 def softmax_like(name, input, dim):

@@ -8,35 +8,10 @@ Its case ``label_smoothing == 0 and lse_square_scale == 0`` is the plain cross-e
 """
 from __future__ import annotations
 
-import dataclasses
-
-import sympy as sp
-
-from ... import definitions as d
-from ..loss import LOSSES, Arg, Case, Loss
-
-#: the z-loss coefficient (``lse_square_scale`` in Liger-Kernel and flash-attn)
-LSE_SQUARE_SCALE = sp.Symbol("lse_square_scale", nonnegative=True)
-WITH_Z_LOSS = ("cross_entropy", "cross_entropy_prob")
-
-
-def with_z_loss(loss: Loss) -> Loss:
-    """``loss`` with the scalar argument ``lse_square_scale`` and ``+ lse_square_scale * logsumexp(z)**2``
-    in its general case; its special cases hold when ``lse_square_scale == 0``. A loss that already
-    has the argument (the generator's catalogue may adopt it) is returned unchanged."""
-    if any(a.name == "lse_square_scale" for a in loss.args):
-        return loss
-    z = d.SymbolicVector(loss.wrt)
-    term = LSE_SQUARE_SCALE * d.logsumexp(z) ** 2
-    cases = tuple(Case(case.when + (("lse_square_scale", 0),), case.expr) if case.when else Case((), case.expr + term)
-                  for case in loss.cases)
-    args = loss.args + (Arg("lse_square_scale", "scalar", LSE_SQUARE_SCALE),)
-    doc = f"{loss.doc} + lse_square_scale * logsumexp(z)^2"
-    return dataclasses.replace(loss, args=args, cases=cases, doc=doc)
-
+from ..loss import LOSSES, LSE_SQUARE_SCALE, Loss, with_z_loss  # noqa: F401 (re-exported)
 
 def _catalogue() -> dict:
-    return {name: with_z_loss(loss) if name in WITH_Z_LOSS else loss for name, loss in LOSSES.items()}
+    return dict(LOSSES)  # the generator's catalogue: its cross-entropies carry the z-loss already
 
 
 #: the kernels of ``codegen/cuda/`` by name

@@ -307,7 +307,8 @@ class _RowCase:
         pass1, self.hoisted1, self.assigns1 = hoist_invariants(pass1, fixed1, self.assigns, "h")
         self.score_printed, self.sums_printed, self.u_printed = (
             pass1[0], pass1[1:1 + len(self.sums)], pass1[1 + len(self.sums):])
-        self.outputs = {o.name: (o.expr, o.scatter) for o in self.low.outputs}
+        # each row's logsumexp ("lse") the template computes itself from the sum of exponentials
+        self.outputs = {o.name: (o.expr, o.scatter) for o in self.low.outputs if o.name != "lse"}
         row_outputs = [name for name in self.outputs if name in self.low.function.per_row]
         dense_outputs = [name for name in self.outputs if name not in self.low.function.per_row]
         if len(row_outputs) > 1 or len(dense_outputs) != 1:
