@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _DEFINITIONS = (
     "MappedVector", "SymbolicVector", "as_expr", "as_vector", "bce", "bce_with_logits", "binary_cross_entropy_loss",
     "binary_cross_entropy_with_logits_loss", "binary_entropy", "c", "clamped_log", "class_sum", "cross_entropy",
-    "cross_entropy_loss", "elements", "eliminate", "entropy", "i", "j", "jensen_shannon", "k", "kl_div_loss",
+    "cross_entropy_loss", "elements", "eliminate", "entropy", "epsilon", "i", "j", "jensen_shannon", "k", "kl_div_loss",
     "kl_divergence", "l", "length", "log_b", "log_base", "log_sigmoid", "log_softmax", "logsumexp", "max_element",
     "min_element", "multilabel_bce", "multilabel_bce_with_logits", "n", "nll", "nll_loss", "one_hot", "reduce",
     "self_information", "sigmoid", "smoothed_target", "softmax", "softmax_cross_entropy",

@@ -74,7 +74,7 @@ def _cases() -> list:
     import torch
     import torch.nn.functional as F
 
-    eps = sp.Symbol("epsilon", nonnegative=True)
+    eps = d.epsilon
     pw = sp.Symbol("pos_weight", positive=True)
 
     def ce_ref(v, s, size):

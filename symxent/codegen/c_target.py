@@ -257,7 +257,6 @@ class CTarget(Target):
     """C99 source with float and double functions, and a Python binding (``CKernel``)."""
 
     name = "c"
-    extension = ".c"
     optims = rewrites.OPTIMS_C
 
     def render(self, loss: Loss, lowered: list) -> dict:

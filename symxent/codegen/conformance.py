@@ -212,25 +212,12 @@ def check_drift() -> tuple:
     return True, "every checked-in file under codegen/ is what the generator writes"
 
 
-#: user losses demonstrated through ``Loss.from_formula``: (formula, params, torch reference of the row loss)
-USER_LOSSES = {
-    "focal": ("-(1 - softmax(z)[c])**gamma * log_softmax(z)[c]", {"gamma": 2.0},
-              lambda torch, z, c, p: -(1 - torch.softmax(z, 1).gather(1, c[:, None])[:, 0]) ** p["gamma"]
-              * torch.log_softmax(z, 1).gather(1, c[:, None])[:, 0]),
-    "z_loss": ("logsumexp(z) - z[c] + lse_square_scale*logsumexp(z)**2", {"lse_square_scale": 1e-4},
-               lambda torch, z, c, p: torch.nn.functional.cross_entropy(z, c, reduction="none")
-               + p["lse_square_scale"] * torch.logsumexp(z, 1) ** 2),
-    "softcap": ("log(sum(exp(cap*tanh(z[i]/cap)), i)) - cap*tanh(z[c]/cap)", {"cap": 30.0},
-                lambda torch, z, c, p: torch.nn.functional.cross_entropy(p["cap"] * torch.tanh(z / p["cap"]), c,
-                                                                         reduction="none")),
-}
-
-
 def check_user_loss(name: str, backend: str, seed: int = 0) -> tuple:
     """A user loss from its formula, generated and run on ``backend``, against torch autograd."""
     import torch
     from .driver import compile_loss
     from .loss import Loss
+    from .user_losses import USER_LOSSES
     formula, params, reference = USER_LOSSES[name]
     kernel = compile_loss(Loss.from_formula(formula, name=name), backend)
     failures = 0
@@ -261,6 +248,7 @@ def verify_checks() -> list:
         for eps in (0.0, 0.1):
             checks.append(Check("codegen", f"vocab-parallel shard kernels [{backend}] label_smoothing={eps} vs torch",
                                 lambda backend=backend, eps=eps: check_vocab_shards(backend, eps=eps)))
+    from .user_losses import USER_LOSSES
     for name in USER_LOSSES:
         for backend in BACKENDS:
             checks.append(Check("codegen", f"user loss {name} [{backend}] vs torch autograd",

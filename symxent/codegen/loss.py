@@ -319,7 +319,7 @@ def _catalogue() -> dict:
     z, w, y = d.vector("z"), d.vector("w"), d.vector("y")
     logp = d.vector("logp")
     out, go = d.vector("out", positive=True), d.vector("grad_output")
-    eps = sp.Symbol("epsilon", nonnegative=True)
+    eps = d.epsilon
     p = sp.Symbol("p", positive=True)
     x, t, ew, pw = (sp.Symbol(s, real=True) for s in ("x", "t", "w", "pos_weight"))
     row_ce = (Arg("z", "rows", z.base), Arg("target", "index", C_INDEX), Arg("weight", "classes", w.base),

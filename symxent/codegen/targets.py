@@ -57,14 +57,10 @@ def source_comment(loss: Loss, width: int = 100) -> str:
 
 
 class Target:
-    """A code target: ``printer``, the rules ``optims``, and ``render``."""
+    """A code target: its name, the rewrite rules ``optims`` it prints from, and ``render``."""
 
     name = ""
     optims: tuple = ()
-    extension = ""
-
-    def optimize(self, expr: sp.Expr) -> sp.Expr:
-        return rewrites.optimize(expr, self.optims)
 
     def render(self, loss: Loss, functions: list) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -73,7 +69,6 @@ class Target:
 class ArrayTarget(Target):
     """Python modules over whole arrays (NumPy, Torch): shared emission, per-library spellings."""
 
-    extension = ".py"
     printer_class = NumpyArrayPrinter
     ops: dict = {}
 

@@ -7,7 +7,7 @@ from .losses import (bce, bce_with_logits, binary_cross_entropy_loss, binary_cro
                      nll, nll_loss, one_hot, reduce, smoothed_target, softmax_cross_entropy,
                      softmax_cross_entropy_prob)
 from .softmax import log_softmax, logsumexp, max_element, min_element, softmax, vector_max, vector_min
-from .symbols import (MappedVector, SymbolicVector, as_expr, as_vector, c, class_sum, elements, i, j, k, l, length, n,
-                      t, vector, x)
+from .symbols import (MappedVector, SymbolicVector, as_expr, as_vector, c, class_sum, elements, epsilon, i, j, k, l,
+                      length, n, t, vector, x)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

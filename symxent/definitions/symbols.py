@@ -27,6 +27,8 @@ n = sp.Symbol("n", integer=True, positive=True)
 i, j, k, l, c = sp.symbols("i j k l c", integer=True, nonnegative=True)
 #: a scalar logit and a scalar target (binary losses)
 x, t = sp.symbols("x t", real=True)
+#: the label-smoothing coefficient (PyTorch's ``label_smoothing``), in [0, 1]: the one symbol for it everywhere
+epsilon = sp.Symbol("epsilon", nonnegative=True)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class Input:
     name: str
     kind: str = "vector"
     domain: str = "real"
+    symbol: object = None  # the catalogue's own symbol for this quantity (label smoothing: symbols.epsilon)
 
     def symbolic(self):
         positive = self.domain != "real"
@@ -38,6 +39,8 @@ class Input:
             return vector(self.name, positive=True) if positive else vector(self.name)
         if self.kind == "index":
             return _INDEX_SYMBOLS[self.name]
+        if self.symbol is not None:
+            return self.symbol
         return sp.Symbol(self.name, positive=True) if self.domain == "positive" else sp.Symbol(self.name, real=True)
 
     def concrete(self, size: int, index_value: int):
@@ -114,7 +117,7 @@ def _drop_bce_clamp(expr):
 
 KD = sp.KroneckerDelta
 _Z, _W, _Y = Input("z"), Input("w", domain="positive"), Input("y", domain="simplex")
-_C, _EPS = Input("c", "index"), Input("epsilon", "scalar", "unit")
+_C, _EPS = Input("c", "index"), Input("epsilon", "scalar", "unit", S.epsilon)
 
 _SPECS = (
     DerivationSpec(

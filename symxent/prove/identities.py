@@ -11,7 +11,7 @@ import functools
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from ..definitions import (MappedVector, bce, bce_with_logits, binary_entropy, c, class_sum, cross_entropy,
+from ..definitions import (MappedVector, bce, bce_with_logits, binary_entropy, c, class_sum, cross_entropy, epsilon,
                            cross_entropy_loss, entropy, i, j, k, kl_divergence, l, log_sigmoid, log_softmax,
                            logsumexp, multilabel_bce_with_logits, n, nll, one_hot, sigmoid, softmax,
                            softmax_cross_entropy, softmax_cross_entropy_prob, softplus, stable_softplus, t,
@@ -29,7 +29,7 @@ q = vector("q", positive=True)
 w = vector("w", positive=True)  # class weights
 u, v = vector("u"), vector("v")  # two rows of a concrete batch
 a, b = sp.symbols("a b", real=True)
-eps = sp.Symbol("eps", positive=True)  # label smoothing, in (0, 1)
+eps = epsilon  # label smoothing (definitions' symbol), in [0, 1]
 pw = sp.Symbol("pos_weight", positive=True)
 r = sp.Symbol("r", positive=True)  # a probability in (0, 1)
 

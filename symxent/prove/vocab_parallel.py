@@ -28,7 +28,7 @@ from typing import Callable
 import sympy as sp
 from sympy.simplify.simplify import sum_combine
 
-from ..definitions import c, class_sum, j, k, log_softmax, n, softmax_cross_entropy, vector
+from ..definitions import c, class_sum, epsilon, j, k, log_softmax, n, softmax_cross_entropy, vector
 from .identity import Identity
 from .prover import PROVED, REFUTED, UNKNOWN, Step, Verdict
 
@@ -46,7 +46,7 @@ o = sp.IndexedBase("o", integer=True, nonnegative=True)
 mu = sp.IndexedBase("mu", real=True)
 #: the shift of the exponentials: any real number (the global row max in practice)
 M = sp.Symbol("M", real=True)
-eps = sp.Symbol("epsilon", positive=True)
+eps = epsilon  # label smoothing (definitions' symbol)
 
 z = vector("z")  # one row of logits, n classes
 w = vector("w", positive=True)  # class weights

@@ -19,14 +19,14 @@ CUDA_LOSSES = _catalogue()
 
 
 def user_loss_examples() -> dict:
-    """The user-defined row losses of code generation I (``symxent.codegen.conformance.USER_LOSSES``:
+    """The user-defined row losses of code generation I (``symxent.codegen.user_losses.USER_LOSSES``:
     focal loss, z-loss, logit soft-capping), each a :class:`Loss` from its formula; they go through
     the same row template as cross-entropy. Their parameters: ``user_loss_params()``."""
-    from ..conformance import USER_LOSSES
+    from ..user_losses import USER_LOSSES
     return {name: Loss.from_formula(formula, name=name) for name, (formula, _, _) in USER_LOSSES.items()}
 
 
 def user_loss_params() -> dict:
     """Example parameter values of :func:`user_loss_examples` (e.g. ``{"focal": {"gamma": 2.0}}``)."""
-    from ..conformance import USER_LOSSES
+    from ..user_losses import USER_LOSSES
     return {name: dict(params) for name, (_, params, _) in USER_LOSSES.items()}

@@ -464,12 +464,8 @@ class CudaTarget(Target):
     """CUDA C++ for sm_90 (H100): row kernels on thread-block clusters, elementwise kernels."""
 
     name = "cuda"
-    extension = ".cu"
     optims = OPTIMS_CUDA
-    printer = staticmethod(cuda_printer)
     templates = {"row": "rows.tmpl.cu", "map": "rows.tmpl.cu", "elementwise": "elementwise.tmpl.cu"}
-    headers = ("<cuda_runtime.h>", "<cuda_fp16.h>", "<cuda_bf16.h>", "<cuda_pipeline.h>", "<cooperative_groups.h>")
-
 
     def api(self, loss: Loss) -> str:
         which = "elementwise_api.tmpl.h" if loss.kind == "elementwise" else "rows_api.tmpl.h"
