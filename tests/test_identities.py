@@ -133,7 +133,7 @@ def _sides_sympy_logsumexp_2terms_opt(cex):
 
 
 def _sides_megatron_smoothing_equals_pytorch(cex):
-    zs, c, eps = _vec(cex, "z"), int(cex["c"]), _v(cex, "eps")
+    zs, c, eps = _vec(cex, "z"), int(cex["c"]), _v(cex, "epsilon")  # the catalogue's label-smoothing symbol
     size = len(zs)
     return _torch_smoothed_ce(zs, c, eps * size / (size - 1)), _torch_smoothed_ce(zs, c, eps)
 
