@@ -72,7 +72,7 @@ def _cross_entropy_prob_1(z, target, weight, label_smoothing, lse_square_scale, 
 
 
 def cross_entropy_prob(z, target, weight, label_smoothing, lse_square_scale, want_grad):
-    """cross_entropy_prob: -sum_i w_i ((1-eps) y_i + eps/C) log softmax_i + lse_square_scale * logsumexp(z)^2. Returns (loss, grad or None), the loss per row (or element) and d loss / d input."""
+    """cross_entropy_prob: -sum_i w_i ((1-eps) y_i + eps/C) log softmax_i + lse_square_scale * logsumexp(z)^2. Returns (loss, grad or None, lse), the loss per row, d loss / d input and each row's logsumexp."""
     if label_smoothing == 0 and lse_square_scale == 0:
         return _cross_entropy_prob_0(z, target, weight, label_smoothing, lse_square_scale, want_grad)
     return _cross_entropy_prob_1(z, target, weight, label_smoothing, lse_square_scale, want_grad)

@@ -75,7 +75,7 @@ def _cross_entropy_1(z, target, weight, label_smoothing, lse_square_scale, want_
 
 
 def cross_entropy(z, target, weight, label_smoothing, lse_square_scale, want_grad):
-    """cross_entropy: (1-eps)(-w_c log softmax_c) + eps/C sum_i(-w_i log softmax_i) + lse_square_scale * logsumexp(z)^2. Returns (loss, grad or None), the loss per row (or element) and d loss / d input."""
+    """cross_entropy: (1-eps)(-w_c log softmax_c) + eps/C sum_i(-w_i log softmax_i) + lse_square_scale * logsumexp(z)^2. Returns (loss, grad or None, lse), the loss per row, d loss / d input and each row's logsumexp."""
     if label_smoothing == 0 and lse_square_scale == 0:
         return _cross_entropy_0(z, target, weight, label_smoothing, lse_square_scale, want_grad)
     return _cross_entropy_1(z, target, weight, label_smoothing, lse_square_scale, want_grad)

@@ -25,9 +25,10 @@ from sympy.codegen.ast import Declaration, Variable, float32, float64, value_con
 
 from ..definitions.symbols import n as N
 from . import rewrites
-from .loss import INDEX_ROLES, Loss
+from .loss import Loss
 from .lowering import AXIS, Lowered
 from .printers import c_printer
+from .roles import Kind, Role
 from .targets import REGENERATE, Target, dispatcher, source_comment, template
 
 PRECISIONS = (("float", "f32"), ("double", "f64"))
@@ -52,16 +53,16 @@ class _CFunction:
             if arg.name in RESERVED or re.fullmatch(r"[xsm]\d+", arg.name):
                 raise ValueError(f"{loss.name}: the argument name {arg.name!r} is used by the generated C code "
                                  f"itself (reserved: {', '.join(sorted(RESERVED))}, x0, s1, m2, ...)")
-            if arg.role in ("rows", "classes", "scalar", "row"):
+            if arg.role in (Role.ROWS, Role.CLASSES, Role.SCALAR, Role.ROW):
                 self.names[arg.symbol] = arg.name
-            elif arg.role in INDEX_ROLES:
+            elif arg.role.is_index:
                 self.names[arg.symbol] = "tc"
-            elif arg.role == "elements":
+            elif arg.role is Role.ELEMENTS:
                 self.names[arg.symbol] = f"{arg.name}[e]"
         for p in loss.params:
             self.names[p] = f"p_{p.name}"
         shapes = {sym: ("dense" if shape in ("dense", "classes") else shape) for sym, shape in low.shapes.items()}
-        bases = [a.symbol for a in low.args if a.role in ("rows", "classes")]
+        bases = [a.symbol for a in low.args if a.role.binds_base]
         self.p = c_printer(ctype, self.names, shapes, bases)
         self.by_symbol = {s.symbol: s for s in low.statements}
 
@@ -83,16 +84,16 @@ class _CFunction:
         T = self.ctype
         parts = []
         for arg in self.low.args:
-            if arg.role in ("rows", "row"):
+            if arg.role in (Role.ROWS, Role.ROW):
                 parts.append(f"const {T} *restrict {arg.name}_rows")
-            elif arg.role in INDEX_ROLES:
+            elif arg.role.is_index:
                 parts.append(f"const int64_t *restrict {arg.name}")
-            elif arg.role in ("classes", "elements"):
+            elif arg.role in (Role.CLASSES, Role.ELEMENTS):
                 parts.append(f"const {T} *restrict {arg.name}")
         for arg in self.low.args:
-            if arg.role == "scalar":
+            if arg.role is Role.SCALAR:
                 parts.append(f"double {arg.name}_value")
-            elif arg.role == "params":
+            elif arg.role is Role.PARAMS:
                 parts += [f"double p_{p.name}_value" for p in self.loss.params]
         parts += [f"{T} *restrict {o.name}" for o in self.low.outputs]
         return "".join(", " + part for part in parts)
@@ -100,9 +101,9 @@ class _CFunction:
     def prologue(self) -> list:
         lines = []
         for arg in self.low.args:
-            if arg.role == "scalar":
+            if arg.role is Role.SCALAR:
                 lines.append(f"const {self.ctype} {arg.name} = ({self.ctype}){arg.name}_value;")
-            elif arg.role == "params":
+            elif arg.role is Role.PARAMS:
                 lines += [f"const {self.ctype} p_{p.name} = ({self.ctype})p_{p.name}_value;" for p in self.loss.params]
         return lines
 
@@ -195,11 +196,11 @@ class _CFunction:
         hoisted, available = self.hoisted()
         row = []
         for arg in self.low.args:
-            if arg.role == "rows":
+            if arg.role is Role.ROWS:
                 row.append(f"const {self.ctype} *restrict {arg.name} = {arg.name}_rows + r * n;")
-            elif arg.role == "row":
+            elif arg.role is Role.ROW:
                 row.append(f"const {self.ctype} {arg.name} = {arg.name}_rows[r];")
-            elif arg.role in INDEX_ROLES:
+            elif arg.role.is_index:
                 row.append(f"const int64_t tc = {arg.name}[r];")
         in_row = self.low.in_row
         for s in self.low.statements:
@@ -269,13 +270,13 @@ class CTarget(Target):
 
     def binding(self, loss: Loss, lowered: list) -> str:
         kernels = []
-        switch = (f"wants_grad={loss.wants_grad!r}" if loss.kind in ("row", "elementwise", "map")
+        switch = (f"wants_grad={loss.wants_grad!r}" if loss.kind in (Kind.ROW, Kind.ELEMENTWISE, Kind.MAP)
                   else f"switch={loss.switch_arg!r}")
         for low in lowered:
             layout = "elements" if low.function.axis is None else None
             outputs = tuple((o.name, layout or ("row" if o.name in low.function.per_row else "dense"), o.optional)
                             for o in low.outputs)
-            args = tuple((a.name, a.role) for a in low.args)
+            args = tuple((a.name, str(a.role)) for a in low.args)  # the runtime contract: plain strings
             kind = "elements" if low.function.axis is None else "rows"
             kernels.append(f"{low.name} = CKernel(_SOURCE, {'symxent' + low.name!r}, {kind!r},\n"
                            f"    args={args!r},\n    outputs={outputs!r},\n"

@@ -20,27 +20,10 @@ import sympy as sp
 from .. import definitions as d
 from ..definitions.symbols import c as C_INDEX, k as K_INDEX, n as N
 from .nodes import BOUND, ClassAxisNode, LogSumExp, recognise
+from .roles import Kind, Role
 
-#: argument roles of a kernel: how the argument is shaped and what it binds
-ROLES = {
-    "rows": "(R, C) float array, one row per sample (binds an IndexedBase)",
-    "index": "(R,) int64 array of class indices in [0, C) (binds the target index c)",
-    "local_index": "(R,) int64 array: a class index in [0, C), or -1 where the row's class is not among these C "
-                   "classes (a vocab-parallel shard that does not own the target, or an ignored row); binds an "
-                   "integer Symbol that may be negative: Sum(KroneckerDelta(j, t)*f(j)) over the row is f(t) where "
-                   "0 <= t < C and 0 otherwise, and a gradient's KroneckerDelta(k, t) adds nothing there",
-    "row": "(R,) float array, one value per row (binds a Symbol): e.g. a shift such as the global row max, "
-           "or a per-row coefficient",
-    "classes": "(C,) float array, one value per class (binds an IndexedBase)",
-    "scalar": "a Python float (binds a Symbol; the torch kernels also take a 0-d tensor)",
-    "flag": "a bool selecting a case",
-    "elements": "flat float array, same shape as the other element arrays (binds a Symbol)",
-    "params": "dict of named floats (binds the loss's parameter Symbols)",
-}
-
-
-#: roles of a target-class index argument
-INDEX_ROLES = ("index", "local_index")
+#: argument roles by name (the type is roles.Role)
+ROLES = {role.value: role for role in Role}
 
 
 @dataclass(frozen=True)
@@ -54,14 +37,15 @@ class Arg:
     """
 
     name: str
-    role: str
+    role: Role
     symbol: object = None
     supplies: object = None
 
     def __post_init__(self):
         if self.role not in ROLES:
             raise ValueError(f"unknown argument role {self.role!r}; known: {sorted(ROLES)}")
-        if self.supplies is not None and self.role not in ("row", "scalar"):
+        object.__setattr__(self, "role", Role(self.role))  # a role may be given by its name
+        if self.supplies is not None and not self.role.may_supply:
             raise ValueError(f"argument {self.name!r}: only a 'row' or 'scalar' argument supplies a value, "
                              f"not a {self.role!r} one")
 
@@ -112,7 +96,7 @@ class Loss:
     """
 
     name: str
-    kind: str
+    kind: Kind
     args: tuple
     cases: tuple
     wrt: object
@@ -134,7 +118,8 @@ class Loss:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
-        if self.kind == "row_sums":
+        object.__setattr__(self, "kind", Kind(self.kind))  # a kind may be given by its name
+        if self.kind is Kind.ROW_SUMS:
             names = [name for case in self.cases for name, _ in case.expr]
             unknown = set(self.optional) - set(names)
             if unknown or (self.optional and not self.switch):
@@ -188,7 +173,7 @@ class Loss:
 
     @property
     def wants_grad(self) -> bool:
-        return self.kind in ("row", "elementwise")
+        return self.kind.has_loss_and_gradient
 
     @property
     def switch_arg(self) -> Optional[str]:
@@ -205,11 +190,11 @@ class Loss:
         multiple = len(self.cases) > 1
         for number, case in enumerate(self.cases):
             fname = f"_{self.name}_{number}" if multiple else f"_{self.name}"
-            if self.kind == "map":
+            if self.kind is Kind.MAP:
                 out.append(KernelFunction(fname, self.args, (("out", case.expr),), axis=K_INDEX, when=case.when))
                 out.append(self._backward_function(fname + "_backward", case.expr))
                 continue
-            if self.kind == "row_sums":
+            if self.kind is Kind.ROW_SUMS:
                 outputs = tuple((name, self.supply(expr)) for name, expr in case.expr)
                 out.append(KernelFunction(fname, self.args, outputs, frozenset(self.optional), K_INDEX, case.when,
                                           frozenset(name for name, _ in outputs), self.rules))
@@ -217,11 +202,11 @@ class Loss:
             expr = case.expr
             to_derive = self.before_derivative(expr) if self.before_derivative else expr
             grad = self.supply(derivative(to_derive, self.wrt))
-            if self.kind == "row_gradient":
+            if self.kind is Kind.ROW_GRADIENT:
                 out.append(KernelFunction(fname, self.args, (("grad", grad),), axis=K_INDEX, when=case.when,
                                           per_row=frozenset(), rules=self.rules))
                 continue
-            axis = K_INDEX if self.kind == "row" else None
+            axis = K_INDEX if self.kind.over_rows else None
             outputs, per_row = (("loss", expr), ("grad", grad)), frozenset({"loss"})
             if self.returns_lse:
                 outputs, per_row = outputs + (("lse", d.logsumexp(d.SymbolicVector(self.wrt))),), per_row | {"lse"}
@@ -251,8 +236,8 @@ class Loss:
         return KernelFunction(fname, self.backward_args, (("grad_input", in_terms_of_out),), axis=K_INDEX)
 
 
-#: the kinds of :class:`Loss`
-KINDS = ("row", "elementwise", "map", "row_sums", "row_gradient")
+#: the kinds of :class:`Loss`, by name
+KINDS = {kind.value: kind for kind in Kind}
 
 
 def _canonical(reduction):

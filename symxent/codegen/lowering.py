@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..definitions.symbols import n as N
-from .loss import INDEX_ROLES, KernelFunction
+from .loss import KernelFunction
+from .roles import Role
 from .nodes import ClassAxisNode, RowMax
 
 #: the class-axis index of every element expression after lowering
@@ -79,14 +80,14 @@ class Lowered:
     @property
     def index_arg(self):
         """The target-index argument if the function takes one."""
-        return next((arg for arg in self.args if arg.role in INDEX_ROLES), None)
+        return next((arg for arg in self.args if arg.role.is_index), None)
 
     @property
     def in_row(self):
         """``(t >= 0) & (t <= n - 1)`` for a ``local_index`` target ``t`` (the rows where it is a class of
         this row, as ``delta_sum`` writes it); None when the target is always a class of the row."""
         arg = self.index_arg
-        if arg is None or arg.role != "local_index":
+        if arg is None or arg.role is not Role.LOCAL_INDEX:
             return None
         return sp.And(arg.symbol >= 0, arg.symbol <= N - 1)
 
@@ -102,7 +103,7 @@ class _Lowerer:
     def __init__(self, function: KernelFunction):
         self.function = function
         self.elementwise = function.axis is None
-        self.index = next((a.symbol for a in function.args if a.role in INDEX_ROLES), None)
+        self.index = next((a.symbol for a in function.args if a.role.is_index), None)
         self.roles = {a.symbol: a.role for a in function.args if a.symbol is not None}
         self.statements: list = []
         self.by_key: dict = {}
@@ -123,7 +124,7 @@ class _Lowerer:
                     raise LoweringError(f"{atom}: {atom.base} is not an argument of {self.function.name}")
                 if atom.indices != (AXIS,):
                     raise LoweringError(f"{atom}: only the class axis index can remain here")
-                parts.append("dense" if role == "rows" else "classes")
+                parts.append("dense" if role is Role.ROWS else "classes")
             elif atom in self.shapes:
                 parts.append(self.shapes[atom])
             elif atom != AXIS and not isinstance(atom, sp.Dummy) and atom not in self.roles:

@@ -14,7 +14,8 @@ from string import Template
 import sympy as sp
 
 from . import rewrites
-from .loss import INDEX_ROLES, Loss
+from .loss import Loss
+from .roles import Kind, Role
 from .lowering import Lowered, Output, Statement
 from .printers import NumpyArrayPrinter
 
@@ -44,12 +45,12 @@ def source_comment(loss: Loss, width: int = 100) -> str:
     for case in loss.cases:
         when = " and ".join(f"{k} == {v!r}" for k, v in case.when) or "always"
         lines.append(f"  case {when}:")
-        if loss.kind == "row_sums":
+        if loss.kind is Kind.ROW_SUMS:
             lines += [f"    {name} = {sp.sstr(expr)}" for name, expr in case.expr]
-        elif loss.kind == "row_gradient":
+        elif loss.kind is Kind.ROW_GRADIENT:
             lines.append(f"    grad = d/d{loss.wrt}[k] of {sp.sstr(case.expr)}")
         else:
-            lines.append(f"    {'out[k]' if loss.kind == 'map' else 'loss'} = {sp.sstr(case.expr)}")
+            lines.append(f"    {loss.kind.output_name} = {sp.sstr(case.expr)}")
     for arg in loss.args:
         if arg.supplies is not None:
             lines.append(f"  argument {arg.name} supplies {sp.sstr(arg.supplies)}")
@@ -73,7 +74,7 @@ class ArrayTarget(Target):
     ops: dict = {}
 
     def printer(self, low: Lowered, names: dict):
-        bases = {a.symbol for a in low.args if a.role == "rows"}
+        bases = {a.symbol for a in low.args if a.role is Role.ROWS}
         return self.printer_class({"names": names, "shapes": low.shapes, "array_bases": bases,
                                    "fully_qualified_modules": True, "strict": True})
 
@@ -84,7 +85,7 @@ class ArrayTarget(Target):
         if s.op == "gather":
             base = s.expr.base
             role = next(a.role for a in low.args if a.symbol == base)
-            fmt = self.ops["gather_rows"] if role == "rows" else self.ops["gather_classes"]
+            fmt = self.ops["gather_rows"] if role is Role.ROWS else self.ops["gather_classes"]
             if low.in_row is None:
                 return [f"{name} = " + fmt.format(base=p._name(base), index=low.index_arg.name)]
             # a local index: gather at class 0 where it is -1 (discarded there), nothing from an empty row
@@ -133,13 +134,13 @@ class ArrayTarget(Target):
     def function(self, loss: Loss, low: Lowered) -> str:
         names = code_names(low.args, loss.params)
         for arg in low.args:  # per-row arrays (R,) enter the whole-array expressions as (R, 1)
-            if arg.role in ("row",) + INDEX_ROLES:
+            if arg.role.per_row:
                 names[arg.symbol] = f"{arg.name}[:, None]"
         p = self.printer(low, names)
         arg_names = [a.name for a in low.args]
         switch = loss.switch_arg
         signature = ", ".join(arg_names + ([switch] if switch else []))
-        like = next(a.name for a in low.args if a.role in ("rows", "elements"))
+        like = next(a.name for a in low.args if a.role.is_data)
         body = []
         if low.function.axis is not None:
             body.append(f"rows_count, n = {like}.shape")
@@ -201,16 +202,18 @@ def safe_index(low: Lowered) -> str:
 
 
 def call_doc(loss: Loss) -> str:
-    if loss.kind == "map":
+    if loss.kind is Kind.MAP:
         return "Returns the map; .backward(out, grad_output) returns grad_input."
-    if loss.kind == "row_sums":
+    if loss.kind is Kind.ROW_SUMS:
         names = [name for name, _ in loss.cases[0].expr]
         optional = f"; {', '.join(loss.optional)} None unless {loss.switch}" if loss.optional else ""
         return f"Returns ({', '.join(names)}), one value per row each{optional}."
-    if loss.kind == "row_gradient":
+    if loss.kind is Kind.ROW_GRADIENT:
         return "Returns grad (R, C), the derivative of the row objective."
     if loss.params:
         return f"params: a dict with {', '.join(p.name for p in loss.params)}. Returns (loss, grad or None)."
+    if loss.returns_lse:
+        return "Returns (loss, grad or None, lse), the loss per row, d loss / d input and each row's logsumexp."
     return "Returns (loss, grad or None), the loss per row (or element) and d loss / d input."
 
 
@@ -218,7 +221,7 @@ def dispatcher(loss: Loss, lowered: list) -> str:
     """The public function: calls the case function whose ``when`` matches (shared by all targets)."""
     arg_names = [a.name for a in loss.args] + ([loss.switch_arg] if loss.switch_arg else [])
     call = ", ".join(arg_names)
-    is_vjp = lambda low: loss.kind == "map" and low.name.endswith("_backward")  # a map's backward
+    is_vjp = lambda low: loss.kind is Kind.MAP and low.name.endswith("_backward")  # a map's backward
     forward = [low for low in lowered if not is_vjp(low)]
     lines = []
     for low in forward:

@@ -153,7 +153,7 @@ class CKernel:
     """A generated C function pair (``<symbol>_f32``, ``<symbol>_f64``) called on NumPy arrays.
 
     ``kind``: ``rows`` (arrays (R, C), split by rows) or ``elements`` (flat arrays, split by
-    range). ``args``: (name, role) in call order (roles as in ``symxent.codegen.loss.ROLES``);
+    range). ``args``: (name, role) in call order (the names of ``symxent.codegen.roles.Role``);
     ``outputs``: (name, layout, optional) with layout ``row`` (R,), ``dense`` (R, C) or
     ``elements``; ``params``: the parameter names a ``params`` dict must hold, in C order.
     The call ends with a bool that switches the optional outputs on when ``wants_grad`` (``want_grad``)

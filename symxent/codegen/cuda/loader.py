@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from ... import semantics
 from ..loss import Loss
+from ..roles import Role
 from .losses import CUDA_LOSSES
 from .target import CudaTarget, case_functions, kernel_params
 
@@ -173,7 +174,7 @@ class CudaKernel:
         self.name = loss.name
         self.params = kernel_params(loss)
         self.cases = case_functions(loss)
-        self.flags = tuple(a.name for a in loss.args if a.role == "flag")
+        self.flags = tuple(a.name for a in loss.args if a.role is Role.FLAG)
 
     def __repr__(self):
         return f"<symxent CUDA kernel {self.name} ({self.loss.kind})>"
@@ -190,7 +191,7 @@ class CudaKernel:
         for p in self.params:
             if p.field in options:
                 values.append(float(options[p.field]))
-            elif p.role == "scalar":
+            elif p.role == Role.SCALAR:  # a loss's scalar argument (default 0), not a user parameter
                 values.append(0.0)
             else:
                 raise TypeError(f"{self.name}: the parameter {p.field!r} is required")
@@ -236,9 +237,9 @@ class RowKernel(CudaKernel):
     def __init__(self, loss, module):
         super().__init__(loss, module)
         roles = [a.role for a in loss.args]
-        self.index_target = "index" in roles
-        self.probability_target = roles.count("rows") > 1
-        self.has_weight = "classes" in roles
+        self.index_target = Role.INDEX in roles
+        self.probability_target = roles.count(Role.ROWS) > 1
+        self.has_weight = Role.CLASSES in roles
 
     def forward(self, z, target, weight=None, *, options=None, ignore_index=-100, reduction="mean",
                 want_grad=True, inplace=False, return_lse=False) -> RowResult:
@@ -357,7 +358,7 @@ class ElementwiseKernel(CudaKernel):
 
     def __init__(self, loss, module):
         super().__init__(loss, module)
-        self.inputs = tuple(a.name for a in loss.args if a.role == "elements")
+        self.inputs = tuple(a.name for a in loss.args if a.role is Role.ELEMENTS)
 
     def forward(self, inputs: dict, *, options=None, reduction="none", want_grad=True):
         """``inputs``: the element arguments by name (:attr:`inputs`); the first defines the shape; the

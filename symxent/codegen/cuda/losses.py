@@ -1,14 +1,11 @@
-"""What the CUDA target generates: the generator's catalogue (:data:`symxent.codegen.LOSSES`)
-with PaLM's z-loss on the two cross-entropies, and code generation I's user losses as examples.
-
-The z-loss adds ``lse_square_scale * logsumexp(z)**2`` to each row's loss (an ordinary part of
-the row loss: derived, rewritten and printed like the rest; ``mean`` divides it by the same
-total weight W as the cross-entropy, which without class weights is the number of counted rows).
-Its case ``label_smoothing == 0 and lse_square_scale == 0`` is the plain cross-entropy.
+"""What the CUDA target generates: the generator's catalogue (:data:`symxent.codegen.LOSSES`, its
+cross-entropies with the z-loss, ``codegen/loss.py``), and the user losses of ``codegen/user_losses.py`` as
+examples through the same row template.
 """
 from __future__ import annotations
 
-from ..loss import LOSSES, LSE_SQUARE_SCALE, Loss, with_z_loss  # noqa: F401 (re-exported)
+from ..loss import LOSSES, Loss
+
 
 def _catalogue() -> dict:
     return dict(LOSSES)  # the generator's catalogue: its cross-entropies carry the z-loss already

@@ -37,6 +37,7 @@ import sympy as sp
 from ...definitions.symbols import n as N
 from .. import rewrites
 from ..loss import Loss
+from ..roles import Kind, Role
 from ..lowering import AXIS, Lowered
 from ..targets import Target, source_comment
 from .printer import cuda_printer
@@ -92,7 +93,7 @@ class KernelParam:
 
 def kernel_params(loss: Loss) -> list:
     """The Params fields in order: scalar arguments (argument order), then the loss's parameters."""
-    params = [KernelParam(a.name, a.symbol, "scalar") for a in loss.args if a.role == "scalar"]
+    params = [KernelParam(a.name, a.symbol, "scalar") for a in loss.args if a.role is Role.SCALAR]
     params += [KernelParam(p.name, p, "params") for p in loss.params]
     names = [p.field for p in params]
     if len(set(names)) != len(names):
@@ -109,7 +110,7 @@ def case_functions(loss: Loss) -> list:
     out = []
     for case in loss.cases:
         out.append((case.when, False))
-        if loss.kind == "map":
+        if loss.kind is Kind.MAP:
             out.append((case.when, True))
     return out
 
@@ -273,16 +274,16 @@ class _RowCase:
 
     def __post_init__(self):
         args = self.low.args
-        rows = [a for a in args if a.role == "rows"]
+        rows = [a for a in args if a.role is Role.ROWS]
         if not rows or len(rows) > 2:
             raise CudaCodegenError(f"{self.low.name}: a row kernel takes one or two (R, C) inputs, got {len(rows)}")
-        classes = [a for a in args if a.role == "classes"]
+        classes = [a for a in args if a.role is Role.CLASSES]
         if len(classes) > 1:
             raise CudaCodegenError(f"{self.low.name}: one per-class vector at most, got {len(classes)}")
         self.x = rows[0].symbol
         self.y = rows[1].symbol if len(rows) > 1 else None
         self.w = classes[0].symbol if classes else None
-        self.index_target = any(a.role == "index" for a in args)
+        self.index_target = any(a.role is Role.INDEX for a in args)
         self.assigns = _assigns(self.low)
         self.gathers = [s for s in self.low.statements if s.op == "gather"]
         maxima = [s for s in self.low.statements if s.op == "max"]
@@ -468,12 +469,12 @@ class CudaTarget(Target):
     templates = {"row": "rows.tmpl.cu", "map": "rows.tmpl.cu", "elementwise": "elementwise.tmpl.cu"}
 
     def api(self, loss: Loss) -> str:
-        which = "elementwise_api.tmpl.h" if loss.kind == "elementwise" else "rows_api.tmpl.h"
+        which = "elementwise_api.tmpl.h" if loss.kind is Kind.ELEMENTWISE else "rows_api.tmpl.h"
         return template(which).substitute(name=loss.name).rstrip()
 
     def binding(self, loss: Loss) -> str:
         """The pybind11 module source the loader compiles next to the ``.cu`` file."""
-        which = "elementwise_binding.tmpl.cpp" if loss.kind == "elementwise" else "rows_binding.tmpl.cpp"
+        which = "elementwise_binding.tmpl.cpp" if loss.kind is Kind.ELEMENTWISE else "rows_binding.tmpl.cpp"
         return template(which).substitute(name=loss.name, api=self.api(loss))
 
     def render(self, loss: Loss, lowered: list) -> dict:
@@ -484,8 +485,8 @@ class CudaTarget(Target):
         title = f"{loss.name} for CUDA (generated): {loss.doc}" if loss.doc else f"{loss.name} for CUDA (generated)"
         slots = dict(title=_comment(title, 100), command=REGENERATE, source=_source(loss), api=self.api(loss),
                      name=loss.name, common=common, **_params_slots(params))
-        if loss.kind == "elementwise":
-            inputs = [a.symbol for a in loss.args if a.role == "elements"]
+        if loss.kind is Kind.ELEMENTWISE:
+            inputs = [a.symbol for a in loss.args if a.role is Role.ELEMENTS]
             if not 1 <= len(inputs) <= MAX_ELEMENT_INPUTS:
                 raise CudaCodegenError(f"{loss.name}: 1 to {MAX_ELEMENT_INPUTS} element inputs, got {len(inputs)}")
             cases = [_ElementwiseCase(loss, low, index, params, inputs) for index, low in enumerate(lowered)]
