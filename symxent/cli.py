@@ -198,11 +198,9 @@ def cmd_codegen(args) -> int:
     """Print or write generated code; ``--all --check`` fails on drift of the checked-in codegen/."""
     from . import codegen
 
-    from .codegen import cuda
-
     if args.all:
         root = Path(args.output) if args.output else _codegen_root()
-        paths = codegen.write_all(root, check=args.check) + cuda.write_cuda(root, check=args.check)
+        paths = codegen.write_all(root, check=args.check)
         if args.check:
             for path in paths:
                 print(f"drift: {path} differs from what the generator produces now")
@@ -211,21 +209,18 @@ def cmd_codegen(args) -> int:
             return 1 if paths else 0
         print(f"wrote {len(paths)} file(s) under {root}" if paths else f"nothing to write: {root} is up to date")
         return 0
-    known = cuda.CUDA_LOSSES if args.target == "cuda" else codegen.KERNELS
+    known = codegen.kernels_for(args.target)
     if args.name is None:
-        print("losses: " + ", ".join(sorted(known)))
+        print("losses: " + ", ".join(known))
         return 0
     if args.name not in known:
-        raise UserError(f"unknown loss {args.name!r} for target {args.target}; known: {', '.join(sorted(known))}")
-    files = cuda.cuda_files(args.name) if args.target == "cuda" else codegen.generate_files(args.name, args.target)
+        raise UserError(f"unknown loss {args.name!r} for target {args.target}; known: {', '.join(known)}")
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        for filename, text in files.items():
+        for filename, text in codegen.generate_files(args.name, args.target).items():
             (out / filename).write_text(text)
             print(f"wrote {out / filename}")
-    elif args.target == "cuda":
-        print(cuda.generate_cuda(args.name))
     else:
         print(codegen.generate(args.name, args.target))
     return 0
@@ -277,9 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "identities", cmd_identities, "the identity catalogue with verdicts and times")
     p.add_argument("--json", action="store_true", help="print JSON records")
+    from .codegen.driver import TARGETS  # the generator's registry (the choices follow it)
     p = _add(sub, "codegen", cmd_codegen, "print or write the generated code of a loss; --all --check tests for drift")
     p.add_argument("name", nargs="?", help="a loss of the catalogue, e.g. cross_entropy (omit to list them)")
-    p.add_argument("--target", default="numpy", choices=["numpy", "torch", "c", "cuda"], help="default numpy")
+    p.add_argument("--target", default="numpy", choices=list(TARGETS), help="default numpy")
     p.add_argument("-o", "--output", help="write the file(s) into this directory instead of printing")
     p.add_argument("--all", action="store_true", help="every loss for every target, into the checked-in codegen/")
     p.add_argument("--check", action="store_true", help="with --all: write nothing, exit 1 if any file would change")

@@ -21,7 +21,7 @@ def test_drift_check_reports_an_edited_and_a_missing_file(tmp_path):
     """A hand edit and a deleted file both count as drift; writing again repairs them."""
     names = ["nll", "softmax"]
     written = write_all(tmp_path, names=names)
-    assert len(written) == 2 * (1 + 1 + 2)  # per loss: numpy, torch, and c (source + binding)
+    assert len(written) == 2 * (1 + 1 + 2 + 1)  # per loss: numpy, torch, c (source + binding), cuda
     edited = tmp_path / "numpy" / "nll.py"
     edited.write_text(edited.read_text().replace("-w_c", "+w_c"))
     (tmp_path / "c" / "softmax.c").unlink()
@@ -41,14 +41,24 @@ def test_generated_file_names_its_source_expression_and_the_regenerate_command(t
 
 
 def test_every_catalogue_loss_has_a_file_per_target():
-    """codegen/{numpy,torch,c}/ hold every name of LOSSES (and C its binding)."""
+    """codegen/{numpy,torch,c,cuda}/ hold every name of LOSSES (and C its binding)."""
     for name in LOSSES:
-        for path in (f"numpy/{name}.py", f"torch/{name}.py", f"c/{name}.c", f"c/{name}.py"):
+        for path in (f"numpy/{name}.py", f"torch/{name}.py", f"c/{name}.c", f"c/{name}.py", f"cuda/{name}.cu"):
             assert (ROOT / "codegen" / path).is_file(), path
 
 
 def test_unknown_loss_or_target_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown loss"):
         generate("cross_entropie", "numpy")
-    with pytest.raises(ValueError, match="unknown target"):
-        generate("cross_entropy", "cuda")
+    with pytest.raises(ValueError, match="unknown target 'fortran'; choose one of numpy, torch, c, cuda"):
+        generate("cross_entropy", "fortran")
+
+
+def test_cuda_is_a_target_of_the_one_registry():
+    """The CUDA target plugs into the same driver: generate, the registry, and what it cannot express."""
+    from symxent.codegen import TARGETS, kernels_for, target_registry
+    assert TARGETS == ("numpy", "torch", "c", "cuda") and set(target_registry()) == set(TARGETS)
+    assert generate("cross_entropy", "cuda").startswith("// cross_entropy for CUDA (generated)")
+    assert "vocab_shard_forward" in kernels_for("c") and "vocab_shard_forward" not in kernels_for("cuda")
+    with pytest.raises(ValueError, match="the cuda target has no template for 'vocab_shard_forward'"):
+        generate("vocab_shard_forward", "cuda")

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from symxent.codegen import SHARD_KERNELS, generate, load_kernel, write_all  # noqa: E402
-from symxent.codegen.driver import lowered_functions, targets  # noqa: E402
+from symxent.codegen.driver import lowered_functions, target_registry  # noqa: E402
 from symxent.codegen.loss import Arg, Case, Loss  # noqa: E402
 from symxent.definitions import class_sum, j, k, n, vector  # noqa: E402
 from symxent.prove import vocab_parallel as vp  # noqa: E402
@@ -184,7 +184,7 @@ def test_backward_is_the_derived_gradient_of_the_proved_row_loss():
 def test_shard_kernels_compute_no_reduction_the_caller_supplies(target_name):
     """The forward computes its sums but no row max (M is given); the backward no reduction at all (the
     global logsumexp and weight sum are given)."""
-    target = targets()[target_name]
+    target = target_registry()[target_name]
     (forward,) = lowered_functions(SHARD_KERNELS["vocab_shard_forward"], target)
     assert [s.op for s in forward.statements].count("sum") == 2
     assert all(s.op != "max" for s in forward.statements)

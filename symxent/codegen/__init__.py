@@ -1,16 +1,18 @@
-"""Code generation: derived losses -> proved stable rewrites -> NumPy / Torch / C kernels.
+"""Code generation: derived losses -> proved stable rewrites -> NumPy / Torch / C / CUDA kernels.
 
-Pipeline (one module per stage): :mod:`.loss` (what to generate), :mod:`.nodes` (recognised
-sub-trees), :mod:`.rewrites` (proved rules), :mod:`.lowering` (statements over rows and the class
-axis), :mod:`.printers` and :mod:`.targets` / :mod:`.c_target` (printing and templates),
-:mod:`.build` (compile and cache C), :mod:`.driver` (the pipeline).
+Pipeline (one module per stage): :mod:`.loss` (what to generate; :mod:`.roles` types its arguments and
+kinds), :mod:`.nodes` (recognised sub-trees), :mod:`.rewrites` (proved rules), :mod:`.lowering`
+(statements over rows and the class axis), :mod:`.printers` and the targets (printing and templates:
+:mod:`.targets` for NumPy and Torch, :mod:`.c_target`, :mod:`.cuda.target`), :mod:`.driver` (the pipeline
+and the target registry). Compiling, caching and calling the kernels is :mod:`symxent.runtime`'s.
 
 Kernels: :data:`LOSSES` (the loss contract) and :data:`SHARD_KERNELS` (the per-shard kernels of
 vocab-parallel cross-entropy), together :data:`KERNELS`.
 """
 from .conformance import verify_checks
-from .driver import BACKENDS, compile_loss, generate, generate_files, load_kernel, write_all
+from .driver import (BACKENDS, TARGETS, compile_loss, generate, generate_files, kernels_for, load_kernel, target_registry,
+                     write_all)
 from .loss import KERNELS, LOSSES, SHARD_KERNELS, Loss
 
-__all__ = ["BACKENDS", "KERNELS", "LOSSES", "SHARD_KERNELS", "Loss", "compile_loss", "generate", "generate_files",
-           "load_kernel", "verify_checks", "write_all"]
+__all__ = ["BACKENDS", "KERNELS", "LOSSES", "SHARD_KERNELS", "TARGETS", "Loss", "compile_loss", "generate",
+           "generate_files", "kernels_for", "load_kernel", "target_registry", "verify_checks", "write_all"]

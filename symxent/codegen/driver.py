@@ -1,8 +1,12 @@
 """The generator's pipeline: loss -> derivation -> proved stable rewrites -> lowering -> printed code.
 
-    generate("cross_entropy", "c")           # the source text
-    write_all("codegen")                     # every built-in loss, every target, checked in
+    generate("cross_entropy", "c")           # the source text (any target of TARGETS: numpy, torch, c, cuda)
+    write_all("codegen")                     # every built-in kernel for every target that can express it
     load_kernel("cross_entropy", "numpy")    # the generated function, ready to call
+
+A target is a platform of this one pipeline (``targets.py``: a printer, its proved rules, templates and how
+its binding is emitted); :func:`target_registry` is the registry, and each target says which kinds of kernel it
+can express (``Target.kinds``).
 """
 from __future__ import annotations
 
@@ -15,18 +19,20 @@ from .loss import KERNELS, Loss
 from .lowering import lower
 from .nodes import recognise
 
+#: the targets whose generated kernels ``load_kernel`` returns as plain functions of arrays
 BACKENDS = ("numpy", "torch", "c")
+#: every target of the generator (CUDA kernels are loaded by ``symxent.codegen.cuda.loader``)
+TARGETS = BACKENDS + ("cuda",)
 
 
-def targets() -> dict:
-    """The targets by name (constructed on use: the C target imports its build helpers)."""
+@functools.lru_cache(maxsize=None)
+def target_registry() -> dict:
+    """The targets by name (constructed once, on first use)."""
+    from .c_target import CTarget
+    from .cuda.target import CudaTarget
     from .targets import NumpyTarget, TorchTarget
-    table = {"numpy": NumpyTarget(), "torch": TorchTarget()}
-    try:
-        from .c_target import CTarget
-        table["c"] = CTarget()
-    except ImportError:
-        pass
+    table = {"numpy": NumpyTarget(), "torch": TorchTarget(), "c": CTarget(), "cuda": CudaTarget()}
+    assert tuple(table) == TARGETS
     return table
 
 
@@ -41,9 +47,9 @@ def as_loss(name_or_loss, registry=None, what: str = "loss") -> Loss:
 
 
 def _target(target):
-    table = targets()
+    table = target_registry()
     if target not in table:
-        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     return table[target]
 
 
@@ -79,28 +85,39 @@ def lowered_functions(loss: Loss, target) -> list:
 def generate_files(name_or_loss, target: str) -> dict:
     """``{file name: source text}`` for one loss and one target (C: the .c file and its binding)."""
     loss, tgt = as_loss(name_or_loss), _target(target)
+    if not tgt.expresses(loss):
+        raise ValueError(f"the {target} target has no template for {loss.name!r} (a {loss.kind} kernel); it "
+                         f"generates kinds {', '.join(sorted(tgt.kinds))}")
     return tgt.render(loss, lowered_functions(loss, tgt))                      # -> print + template
 
 
 def generate(name_or_loss, target: str) -> str:
-    """The generated source text of ``name_or_loss`` (a name of :data:`LOSSES` or a :class:`Loss`)
-    for ``target`` in ``numpy``, ``torch``, ``c``."""
+    """The generated source text of ``name_or_loss`` (a name of :data:`KERNELS` or a :class:`Loss`)
+    for ``target`` in :data:`TARGETS` (the main file: C's ``.c``, CUDA's ``.cu``)."""
     files = generate_files(name_or_loss, target)
-    main = next((text for name, text in files.items() if name.endswith(".c")), None)
+    main = next((text for name, text in files.items() if name.endswith((".c", ".cu"))), None)
     return main if main is not None else next(iter(files.values()))
+
+
+def kernels_for(target: str) -> list:
+    """The built-in kernels (:data:`KERNELS`) ``target`` can express, by name."""
+    tgt = _target(target)
+    return sorted(name for name, loss in KERNELS.items() if tgt.expresses(loss))
 
 
 def write_all(root, check: bool = False, names=None) -> list:
     """Write every built-in kernel (:data:`KERNELS`: the losses and the vocab-parallel shard kernels)
-    for every target under ``root/{numpy,torch,c}/``.
+    for every target that can express it, under ``root/<target>/``.
 
     ``check=True`` writes nothing and returns the paths whose content differs from what would be
     generated (missing files included): drift. Otherwise returns the paths written.
     """
     root = Path(root)
     changed = []
-    for target in BACKENDS:
-        for name in (names or sorted(KERNELS)):
+    for target in TARGETS:
+        for name in (names or kernels_for(target)):
+            if names and not _target(target).expresses(as_loss(name)):
+                continue
             for filename, text in generate_files(name, target).items():
                 path = root / target / filename
                 current = path.read_text() if path.exists() else None

@@ -58,10 +58,16 @@ def source_comment(loss: Loss, width: int = 100) -> str:
 
 
 class Target:
-    """A code target: its name, the rewrite rules ``optims`` it prints from, and ``render``."""
+    """A code target: its name, the rewrite rules ``optims`` it prints from, the kinds of kernel it can
+    express, and ``render``."""
 
     name = ""
     optims: tuple = ()
+    kinds = frozenset(Kind)
+
+    def expresses(self, loss: Loss) -> bool:
+        """Whether this target has a template for ``loss``'s kind."""
+        return loss.kind in self.kinds
 
     def render(self, loss: Loss, functions: list) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -5,7 +5,7 @@
   into ``templates/rows.tmpl.cu`` (row losses and maps, one row per thread-block cluster) and
   ``templates/elementwise.tmpl.cu``;
 - :mod:`.losses`: :data:`CUDA_LOSSES`, the kernels generated (with the z-loss on cross-entropy);
-- :mod:`.generate`: :func:`generate_cuda`, :func:`write_cuda` (``python -m symxent.codegen.cuda``);
+- :mod:`.generate`: :func:`generate_cuda`, :func:`cuda_files` (the one driver's ``generate(..., "cuda")``);
 - :mod:`.loader`: :func:`load_cuda_kernel` (compiled at first use, cached on disk);
 - :mod:`.autograd`: the autograd functions ``symxent.functional`` uses for ``backend="cuda"``
   (imports torch; import it explicitly).
@@ -15,7 +15,7 @@ Importing this package does not import torch (its names load their modules on fi
 import importlib
 
 _EXPORTS = {
-    "cuda_files": "generate", "generate_cuda": "generate", "write_cuda": "generate",
+    "cuda_files": "generate", "generate_cuda": "generate",
     "compile_cuda_loss": "loader", "load_cuda_kernel": "loader", "unavailable_reason": "loader",
     "CUDA_LOSSES": "losses", "user_loss_examples": "losses", "user_loss_params": "losses",
     "CudaPrinter": "printer", "CudaTarget": "target",

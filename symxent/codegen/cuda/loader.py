@@ -88,7 +88,7 @@ def checked_in_source(name: str) -> str:
     """The checked-in ``codegen/cuda/NAME.cu`` (installed as ``symxent_codegen/cuda``)."""
     path = importlib.resources.files("symxent_codegen") / "cuda" / f"{name}.cu"
     if not path.is_file():
-        raise FileNotFoundError(f"{name}.cu is missing from codegen/cuda/; run: python -m symxent.codegen.cuda")
+        raise FileNotFoundError(f"{name}.cu is missing from codegen/cuda/; run: symxent codegen --all")
     return path.read_text()
 
 

@@ -39,12 +39,10 @@ from .. import rewrites
 from ..loss import Loss
 from ..roles import Kind, Role
 from ..lowering import AXIS, Lowered
-from ..targets import Target, source_comment
+from ..targets import REGENERATE, Target, source_comment
 from .printer import cuda_printer
 
 TEMPLATES = Path(__file__).parent / "templates"
-#: how to regenerate the checked-in sources (written into each file's header)
-REGENERATE = "python -m symxent.codegen.cuda        (--check: report drift only)"
 #: the rules of the CUDA target: the C target's, in its order (each is a proved identity)
 OPTIMS_CUDA = rewrites.OPTIMS_C
 #: names the printed functions already use for row values, arguments and buffers
@@ -466,7 +464,8 @@ class CudaTarget(Target):
 
     name = "cuda"
     optims = OPTIMS_CUDA
-    templates = {"row": "rows.tmpl.cu", "map": "rows.tmpl.cu", "elementwise": "elementwise.tmpl.cu"}
+    templates = {Kind.ROW: "rows.tmpl.cu", Kind.MAP: "rows.tmpl.cu", Kind.ELEMENTWISE: "elementwise.tmpl.cu"}
+    kinds = frozenset(templates)  # the vocab-parallel shard kernels (row_sums, row_gradient) are CPU/torch ones
 
     def api(self, loss: Loss) -> str:
         which = "elementwise_api.tmpl.h" if loss.kind is Kind.ELEMENTWISE else "rows_api.tmpl.h"
