@@ -38,7 +38,7 @@ IGNORE_EVERY = 17
 # --- the contenders: each is f(x, t, **options) -> loss ------------------------------------------------
 
 def symxent_loss(inplace=False):
-    from symxent.codegen.cuda import autograd as cx
+    from symxent.runtime import cuda_autograd as cx
 
     def f(x, t, weight=None, label_smoothing=0.0, lse_square_scale=0.0):
         return cx.cross_entropy(x, t, weight, label_smoothing=label_smoothing, lse_square_scale=lse_square_scale,
@@ -247,7 +247,7 @@ def main(argv=None):
     if not torch.cuda.is_available():
         print("bench_cuda.py needs a CUDA GPU", file=sys.stderr)
         return 2
-    from symxent.codegen.cuda.loader import unavailable_reason
+    from symxent.runtime.cuda import unavailable_reason
     reason = unavailable_reason()
     if reason:
         print(f"symxent CUDA kernels unavailable: {reason}", file=sys.stderr)

@@ -26,15 +26,17 @@ cat > /tmp/symxent_build_all.py <<'PY'
 import concurrent.futures as cf, multiprocessing as mp, time
 def build(name):
     t = time.time()
-    from symxent.codegen.cuda import losses, loader
-    if name in losses.CUDA_LOSSES:
-        loader.load_cuda_kernel(name)
+    from symxent.runtime.cuda import generated_kernels, load_cuda_kernel
+    if name in generated_kernels():
+        load_cuda_kernel(name)
     else:
-        loader.compile_cuda_loss(losses.user_loss_examples()[name])
+        from symxent.codegen.cuda import compile_cuda_loss, user_loss_examples
+        compile_cuda_loss(user_loss_examples()[name])
     return name, time.time() - t
 if __name__ == "__main__":  # the spawned workers import this file too, and only run build()
-    from symxent.codegen.cuda import losses
-    names = list(losses.CUDA_LOSSES) + list(losses.user_loss_examples())
+    from symxent.codegen.cuda import user_loss_examples
+    from symxent.runtime.cuda import generated_kernels
+    names = generated_kernels() + list(user_loss_examples())
     with cf.ProcessPoolExecutor(len(names), mp_context=mp.get_context("spawn")) as pool:
         for f in cf.as_completed([pool.submit(build, n) for n in names]):
             try:
@@ -67,7 +69,7 @@ timeout 40 compute-sanitizer --tool racecheck --print-limit 20 \
 stage "ncu: the cross-entropy row kernel at (8192, 128256) bf16 and fp32"
 cat > /tmp/ncu_one.py <<'PY'
 import torch
-from symxent.codegen.cuda import autograd as cx
+from symxent.runtime import cuda_autograd as cx
 for dtype in (torch.bfloat16, torch.float32):
     x = (torch.randn(8192, 128256, device="cuda") * 2).to(dtype).requires_grad_()
     t = torch.randint(0, 128256, (8192,), device="cuda"); t[::17] = -100

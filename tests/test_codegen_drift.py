@@ -21,7 +21,7 @@ def test_drift_check_reports_an_edited_and_a_missing_file(tmp_path):
     """A hand edit and a deleted file both count as drift; writing again repairs them."""
     names = ["nll", "softmax"]
     written = write_all(tmp_path, names=names)
-    assert len(written) == 2 * (1 + 1 + 2 + 1)  # per loss: numpy, torch, c (source + binding), cuda
+    assert len(written) == 2 * (1 + 1 + 2 + 2)  # per loss: numpy, torch, c and cuda (source + binding)
     edited = tmp_path / "numpy" / "nll.py"
     edited.write_text(edited.read_text().replace("-w_c", "+w_c"))
     (tmp_path / "c" / "softmax.c").unlink()

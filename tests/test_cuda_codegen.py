@@ -432,17 +432,33 @@ def test_true_class_gradient_is_one_fp32_expression():
     assert "o[i] = skip ? 0.0f : scale * value;" in text
 
 
-# --- the loader's bookkeeping (no GPU needed) -----------------------------------------------------
+# --- the runtime's bookkeeping from the contracts (no GPU needed) -----------------------------------
 
 def _kernel(kind_class, loss):
-    return kind_class(loss, module=None)
+    """A runtime kernel over ``loss``'s contract as the generator writes it (no compiled module)."""
+    from symxent.codegen.cuda.target import CudaTarget
+    from symxent.runtime.cuda import CudaContract
+    return kind_class(CudaContract(**CudaTarget().contract(loss)), module=None)
+
+
+def test_checked_in_contracts_are_the_generators():
+    """codegen/cuda/NAME.py holds the contract the generator computes (what the runtime reads)."""
+    import importlib
+
+    from symxent.codegen.cuda.target import CudaTarget
+    from symxent.runtime.cuda import CudaContract, generated_kernels
+    assert generated_kernels() == sorted(CUDA_LOSSES)
+    for name, loss in CUDA_LOSSES.items():
+        contract = importlib.import_module(f"symxent_codegen.cuda.{name}").CONTRACT
+        assert contract == CudaContract(**CudaTarget().contract(loss)), name
+        assert f"sx_{name}_" in contract.pybind and "PYBIND11_MODULE" in contract.pybind
 
 
 def test_loader_picks_the_plain_case_only_without_smoothing_and_z_loss():
     """cross_entropy's case 0 (plain) holds when label_smoothing == 0 and lse_square_scale == 0."""
-    from symxent.codegen.cuda.loader import RowKernel
+    from symxent.runtime.cuda import RowKernel
     kernel = _kernel(RowKernel, CUDA_LOSSES["cross_entropy"])
-    assert [p.field for p in kernel.params] == ["label_smoothing", "lse_square_scale"]
+    assert list(kernel.params) == ["label_smoothing", "lse_square_scale"]
     for options, case in [({}, 0), ({"label_smoothing": 0.0}, 0), ({"label_smoothing": 0.1}, 1),
                           ({"lse_square_scale": 1e-4}, 1)]:
         values, by_name = kernel.param_values(options)
@@ -453,7 +469,7 @@ def test_loader_picks_the_plain_case_only_without_smoothing_and_z_loss():
 
 
 def test_loader_requires_user_loss_parameters_and_selects_flag_cases():
-    from symxent.codegen.cuda.loader import ElementwiseKernel, MapKernel, RowKernel
+    from symxent.runtime.cuda import ElementwiseKernel, MapKernel, RowKernel
     focal = _kernel(RowKernel, user_loss_examples()["focal"])
     with pytest.raises(TypeError, match="'gamma' is required"):
         focal.param_values({})
@@ -467,7 +483,7 @@ def test_loader_requires_user_loss_parameters_and_selects_flag_cases():
 
 
 def test_without_a_usable_gpu_loading_says_why():
-    from symxent.codegen.cuda import load_cuda_kernel, unavailable_reason
+    from symxent.runtime.cuda import load_cuda_kernel, unavailable_reason
     reason = unavailable_reason()
     if reason is None:
         pytest.skip("a usable GPU is present")

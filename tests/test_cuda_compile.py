@@ -118,9 +118,9 @@ def _cudart_folder():
 
 
 def _loader_calls() -> dict:
-    """``{host function: number of arguments}`` of every ``self.module.F(...)`` call in loader.py."""
+    """``{host function: number of arguments}`` of every ``self.module.F(...)`` call in the runtime."""
     import ast
-    tree = ast.parse((ROOT / "symxent" / "codegen" / "cuda" / "loader.py").read_text())
+    tree = ast.parse((ROOT / "symxent" / "runtime" / "cuda.py").read_text())
     calls = {}
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -132,10 +132,11 @@ def _loader_calls() -> dict:
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "bce_with_logits"], ids=["rows", "elementwise"])
-def test_module_links_imports_and_takes_the_loaders_arguments(name, compiled, nvcc_cache, tmp_path):
-    """The .cu object and its binding link into an importable module (no undefined symbol); each host
-    function takes as many arguments as loader.py passes it; bad arguments become Python exceptions
-    before any CUDA call (no GPU needed)."""
+def test_module_links_imports_and_takes_the_runtimes_arguments(name, compiled, nvcc_cache, tmp_path):
+    """The .cu object and the binding of its checked-in contract link into an importable module (no
+    undefined symbol); each host function takes as many arguments as the runtime passes it; bad arguments
+    become Python exceptions before any CUDA call (no GPU needed)."""
+    import importlib
     import importlib.util
     compiler = shutil.which("c++") or shutil.which("g++")
     folders, cudart = _pybind_includes(), _cudart_folder()
@@ -149,7 +150,8 @@ def test_module_links_imports_and_takes_the_loaders_arguments(name, compiled, nv
     api = CudaTarget().api(CUDA_LOSSES[name])
     assert api in source.read_text(), "the .cu carries the host API block the binding declares"
     binding = tmp_path / "binding.cpp"
-    binding.write_text(CudaTarget().binding(CUDA_LOSSES[name]))
+    contract = importlib.import_module(f"symxent_codegen.cuda.{name}").CONTRACT
+    binding.write_text(contract.pybind)
     assert api in binding.read_text()
     library = tmp_path / (module_name + sysconfig.get_config_var("EXT_SUFFIX"))
     result = subprocess.run([compiler, "-std=c++17", "-O1", "-fPIC", "-shared", f"-DTORCH_EXTENSION_NAME={module_name}",
@@ -163,7 +165,7 @@ def test_module_links_imports_and_takes_the_loaders_arguments(name, compiled, nv
     for function, counts in _loader_calls().items():
         if hasattr(module, function):
             arity = len(getattr(module, function).__doc__.split("(", 1)[1].split(")", 1)[0].split(","))
-            assert counts == {arity}, f"loader.py calls {function} with {counts} arguments, the module takes {arity}"
+            assert counts == {arity}, f"the runtime calls {function} with {counts} arguments, the module takes {arity}"
     if name == "cross_entropy":
         assert module.rows(0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, 0, 0, 10, -100, False, [0.0, 0.0], 0) is None
         with pytest.raises(ValueError, match="expected 2 parameter"):

@@ -11,15 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from symxent.codegen.cuda.loader import unavailable_reason
+from symxent.runtime.cuda import unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(REASON is not None, reason=f"needs a CUDA GPU for the generated kernels: {REASON}")]
 
 if REASON is None:  # import what needs torch with CUDA only where it can run
-    from symxent.codegen.cuda import autograd as cx
-    from symxent.codegen.cuda import user_loss_examples
+    from symxent.codegen.cuda import user_loss_examples, user_row_loss
+    from symxent.runtime import cuda_autograd as cx
 
 DEVICE = "cuda"
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -390,7 +390,7 @@ def test_user_losses_go_through_the_row_template(dtype):
     for name, params, ref in [("focal", {"gamma": 2.0}, focal_ref),
                               ("softcap", {"cap": 30.0}, capped_ref)]:
         x = z.clone().requires_grad_()
-        loss = cx.user_row_loss(examples[name], x, t, params)
+        loss = user_row_loss(examples[name], x, t, params)
         loss.backward()
         z64.grad = None
         ref.backward(retain_graph=True)

@@ -2,7 +2,7 @@
 
 Without a GPU (CPU-runnable): the clear error saying why the kernels cannot run, the options and
 argument checks (torch's messages, before any kernel), and the layout logic, by replacing the CUDA
-autograd functions of :mod:`symxent.codegen.cuda.autograd` with a stand-in that keeps their contract
+autograd functions of :mod:`symxent.runtime.cuda_autograd` with a stand-in that keeps their contract
 (rows ``(R, C)``, targets ``(R,)`` / ``(R, C)``, elementwise operands whole / per last dimension / one
 value) and computes with ``torch.nn.functional`` on the CPU. The expectations are torch itself on the
 original (unbatched, K-dimensional, broadcast) inputs, in float64.
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 import symxent.functional as sxf
-from symxent.codegen.cuda import autograd as cx
-from symxent.codegen.cuda.loader import unavailable_reason
+from symxent.runtime import cuda_autograd as cx
+from symxent.runtime.cuda import unavailable_reason
 from test_functional_errors import CASES as ERROR_CASES
 
 REASON = unavailable_reason()
@@ -162,7 +162,7 @@ def _weight_like(value, x):
 
 
 class StandIn:
-    """The autograd functions of symxent.codegen.cuda.autograd, on the CPU with torch.nn.functional: checks
+    """The autograd functions of symxent.runtime.cuda_autograd, on the CPU with torch.nn.functional: checks
     the calls keep their contract and records them (``calls``: name, tensors, options)."""
 
     def __init__(self):
@@ -334,7 +334,7 @@ def test_probability_targets_are_promoted_like_torch(stand_in):
     ("kl_div", (X(4, 3), P(4, 3)), dict(reduction="batchmean")),
 ], ids=["ce_index", "ce_probability", "nll", "softmax", "log_softmax", "bce", "bce_with_logits", "kl_div"])
 def test_without_a_gpu_the_error_says_why(name, args, kwargs):
-    """The unavailability reason of symxent.codegen.cuda.unavailable_reason(), as a RuntimeError."""
+    """The unavailability reason of symxent.runtime.cuda.unavailable_reason(), as a RuntimeError."""
     with pytest.raises(RuntimeError, match=f"^symxent CUDA kernels are unavailable: {re.escape(REASON)}$"):
         getattr(sxf, name)(*args, backend="cuda", **kwargs)
 

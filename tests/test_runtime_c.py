@@ -186,3 +186,30 @@ def test_calls_load_neither_the_generator_nor_the_prover(backends, forbidden):
     assert out.returncode == 0, out.stderr
     loaded = [m for m in out.stdout.strip().split(",") if m]
     assert not [m for m in loaded if m.startswith(forbidden)], loaded
+
+
+_CUDA_ISOLATION = """
+import sys, torch
+import symxent.functional as F
+from symxent.runtime import cuda
+contracts = [cuda.checked_in(name)[0] for name in cuda.generated_kernels()]
+assert {c.kind for c in contracts} == {"row", "map", "elementwise"}, contracts
+x, t = torch.randn(4, 5, device="cuda" if torch.cuda.is_available() else "cpu"), torch.tensor([0, 1, 2, 4])
+for call in (lambda: F.cross_entropy(x, t.to(x.device), backend="cuda"), lambda: F.softmax(x, 1, backend="cuda"),
+             lambda: F.binary_cross_entropy_with_logits(x, x * 0 + 0.5, backend="cuda")):
+    try:
+        call()  # runs on a usable GPU; elsewhere fails saying why, after reading the kernel's contract
+    except (RuntimeError, TypeError) as exc:
+        print("refused:", exc, file=sys.stderr)
+loaded = sorted(m for m in sys.modules if m.startswith(("symxent.codegen", "symxent.prove")))
+print(",".join(loaded))
+"""
+
+
+def test_the_cuda_backend_reads_contracts_without_the_generator_or_the_prover():
+    """The CUDA runtime takes each kernel's parameters and cases from its checked-in contract
+    (``codegen/cuda/NAME.py``): calling the cuda backend loads no generator or prover module."""
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, "-c", _CUDA_ISOLATION], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", out.stdout

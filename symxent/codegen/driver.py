@@ -21,7 +21,7 @@ from .nodes import recognise
 
 #: the targets whose generated kernels ``load_kernel`` returns as plain functions of arrays
 BACKENDS = ("numpy", "torch", "c")
-#: every target of the generator (CUDA kernels are loaded by ``symxent.codegen.cuda.loader``)
+#: every target of the generator (CUDA kernels are loaded by ``symxent.runtime.cuda``)
 TARGETS = BACKENDS + ("cuda",)
 
 

@@ -1,4 +1,4 @@
-"""The cuda backend: the generated CUDA kernels through their autograd functions (:mod:`symxent.codegen.cuda.autograd`).
+"""The cuda backend: the generated CUDA kernels through their autograd functions (:mod:`symxent.runtime.cuda_autograd`).
 
 This module only lays the tensors out for them (:mod:`.semantics`): ``(N, C, d1..dK)`` / ``(C,)`` inputs
 become ``(R, C)`` rows and come back in the input's layout; elementwise operands are passed whole, per
@@ -6,13 +6,13 @@ last dimension or as one value. The kernels do the rest: target range checks (``
 anything is written), ``ignore_index``, the reductions (``mean`` over W = the counted rows' weights) and
 the gradient, computed in the forward pass; the backward multiplies it by ``grad_output``.
 They take float32 / float16 / bfloat16 CUDA tensors and raise ``RuntimeError`` saying why when no usable
-GPU is present (:func:`symxent.codegen.cuda.unavailable_reason`), ``TypeError`` for CPU or float64 tensors.
+GPU is present (:func:`symxent.runtime.cuda.unavailable_reason`), ``TypeError`` for CPU or float64 tensors.
 """
 from __future__ import annotations
 
 import torch
 
-from symxent.codegen.cuda import autograd as cx
+from symxent.runtime import cuda_autograd as cx
 
 from .. import semantics as sem
 

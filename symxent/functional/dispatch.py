@@ -2,7 +2,7 @@
 
 Backends: ``"numpy"`` and ``"c"`` take NumPy arrays and never import torch; ``"torch"`` takes tensors and
 differentiates with autograd through a torch.library custom op; ``"cuda"`` takes CUDA tensors and runs the
-generated CUDA kernels (:mod:`symxent.codegen.cuda.autograd`). The default is ``"torch"`` for tensors and
+generated CUDA kernels (:mod:`symxent.runtime.cuda_autograd`). The default is ``"torch"`` for tensors and
 ``"numpy"`` for anything else. Only ``"cuda"`` has cross_entropy's :data:`CUDA_OPTIONS` (``inplace_backward``).
 """
 from __future__ import annotations

@@ -78,13 +78,13 @@ def sum_kind(term: sp.Expr, m: sp.Symbol):
                            f"cannot follow (neither exp(-m) nor linear)")
 
 
-# --- parameters and cases (shared with the loader, which must agree on the order) -------------
+# --- parameters and cases (written into each kernel's contract, which the runtime reads) -------------
 
 @dataclasses.dataclass(frozen=True)
 class KernelParam:
     """A float the kernel takes: a ``scalar`` argument (e.g. ``label_smoothing``) or a loss parameter."""
 
-    field: str           # the name in the Params struct and in the loader's options
+    field: str           # the name in the Params struct and in the runtime's options
     symbol: sp.Symbol    # the symbol it binds in the expressions
     role: str            # "scalar" or "params"
 
@@ -472,9 +472,29 @@ class CudaTarget(Target):
         return template(which).substitute(name=loss.name).rstrip()
 
     def binding(self, loss: Loss) -> str:
-        """The pybind11 module source the loader compiles next to the ``.cu`` file."""
+        """The pybind11 module source the runtime compiles next to the ``.cu`` file."""
         which = "elementwise_binding.tmpl.cpp" if loss.kind is Kind.ELEMENTWISE else "rows_binding.tmpl.cpp"
         return template(which).substitute(name=loss.name, api=self.api(loss))
+
+    def contract(self, loss: Loss) -> dict:
+        """What ``symxent.runtime.cuda.CudaContract`` holds for ``loss``, in plain values (roles as strings)."""
+        return dict(name=loss.name, kind=str(loss.kind),
+                    args=tuple((a.name, str(a.role)) for a in loss.args),
+                    params=tuple((p.field, p.role) for p in kernel_params(loss)),
+                    flags=tuple(a.name for a in loss.args if a.role is Role.FLAG),
+                    cases=tuple((tuple(when), backward) for when, backward in case_functions(loss)),
+                    pybind=self.binding(loss))
+
+    def contract_module(self, loss: Loss) -> str:
+        """The checked-in ``NAME.py``: the contract the runtime reads, with the pybind11 source."""
+        contract = self.contract(loss)
+        if "'''" in contract["pybind"]:
+            raise CudaCodegenError(f"{loss.name}: the binding source contains triple quotes")
+        return template("cuda_binding.tmpl.py").substitute(
+            title=f"{loss.name} for cuda (generated): the contract and binding of {loss.name}.cu", command=REGENERATE,
+            source=source_comment(loss), name=loss.name, name_repr=repr(loss.name), kind=repr(contract["kind"]),
+            args=repr(contract["args"]), params=repr(contract["params"]), flags=repr(contract["flags"]),
+            cases=repr(contract["cases"]), pybind=contract["pybind"].rstrip()).rstrip() + "\n"
 
     def render(self, loss: Loss, lowered: list) -> dict:
         if loss.kind not in self.templates:
@@ -500,4 +520,4 @@ class CudaTarget(Target):
                 max_sums=str(max([len(c.sums) for c in cases] + [1])),
                 cases="\n".join(c.render() for c in cases),
                 case_list=", ".join(f"Case{c.index}" for c in cases), **slots)
-        return {f"{loss.name}.cu": text.rstrip() + "\n"}
+        return {f"{loss.name}.cu": text.rstrip() + "\n", f"{loss.name}.py": self.contract_module(loss)}

@@ -12,7 +12,8 @@ default keeps the input intact and allocates the gradient. Either way the backwa
 
 ``return_lse=True`` also returns the per-row logsumexp (float32; not differentiable: use
 ``lse_square_scale`` for a z-loss). Gradients with respect to targets and weights are not
-generated here: asking for them is an error.
+generated here: asking for them is an error. A user loss's kernel (``symxent.codegen.cuda.compile_cuda_loss``)
+goes through :func:`row_loss`.
 """
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..loss import Loss
-from .loader import compile_cuda_loss, load_cuda_kernel
+from .cuda import load_cuda_kernel
 
 _BACKWARD_ONCE = ("the backward of a symxent CUDA loss can run once: its gradient buffer is scaled in place "
                   "(retain_graph=True cannot run it again)")
@@ -104,7 +104,7 @@ def _without_grad_if_disabled(input):
 
 def row_loss(kernel, input, target, weight=None, *, options=None, ignore_index=-100, reduction="mean",
              return_lse=False, inplace_backward=False):
-    """A row loss through a loaded :class:`~symxent.codegen.cuda.loader.RowKernel`."""
+    """A row loss through a loaded :class:`~symxent.runtime.cuda.RowKernel`."""
     _refuse_grad(target=target, weight=weight)
     input = _without_grad_if_disabled(input)
     call = RowOptions(dict(options or {}), int(ignore_index), reduction, bool(return_lse), bool(inplace_backward))
@@ -127,14 +127,6 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
     """``torch.nn.functional.nll_loss`` of (R, C) log-probabilities."""
     return row_loss(load_cuda_kernel("nll"), input, target, weight, ignore_index=ignore_index, reduction=reduction)
-
-
-def user_row_loss(loss: Loss, input, target, params=None, *, ignore_index=-100, reduction="mean",
-                  inplace_backward=False):
-    """A user-defined row loss (``Loss.from_formula`` / ``Loss.from_expr``) of (R, C) logits and (R,)
-    targets; ``mean`` divides by the number of non-ignored rows."""
-    return row_loss(compile_cuda_loss(loss), input, target, None, options=params, ignore_index=ignore_index,
-                    reduction=reduction, inplace_backward=inplace_backward)
 
 
 def softmax(input):
