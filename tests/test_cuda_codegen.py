@@ -1,9 +1,9 @@
 """The CUDA target without a GPU: drift of codegen/cuda/, the printer, and the printed math.
 
-The printed math is checked for real: the ``Case`` structs of each generated ``.cu`` file (the
-exact text the kernels inline) are compiled for the host with a small harness that plays the
-template's part (one row at a time: gathers, logsumexp, sums, loss, output elements), and the
-results are compared with PyTorch's float64 autograd. What stays untested here is the template's
+The printed math is checked for real: each generated ``.cu`` file is included as it is, with the
+runtime's skeleton headers, into a host program (``SYMXENT_CUDA_HOST_CHECK``: the headers then
+declare only the per-row statistics) that plays the skeleton's part (one row at a time: gathers,
+logsumexp, sums, loss, output elements), and the results are compared with PyTorch's float64 autograd. What stays untested here is the template's
 data movement (loads, reductions, clusters): that needs a GPU (tests/test_cuda_gpu.py).
 """
 import re
@@ -22,6 +22,8 @@ from symxent.codegen.cuda.printer import cuda_printer
 from symxent.codegen.cuda.target import SUM_EXP, SUM_LINEAR, SUM_PLAIN, CudaCodegenError, sum_kind
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the runtime's skeleton headers, which the generated sources include
+INCLUDE = ROOT / "symxent" / "runtime" / "include"
 
 
 # --- drift and printing ---------------------------------------------------------------------------
@@ -83,6 +85,7 @@ PRELUDE = r"""
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 #include <vector>
 #define __device__
 #define __forceinline__ inline
@@ -90,18 +93,22 @@ PRELUDE = r"""
 static inline float sx_host_expf(float x) { return std::exp(x); }
 #define __expf sx_host_expf
 template <typename T> inline float to_float(T v) { return (float)v; }
+// the skeleton headers declare only the per-row statistics (RowStats, Partial, rebase, merge,
+// accumulate) and the module macros expand to nothing: the generated files compile on the host as they are
+#define SYMXENT_CUDA_HOST_CHECK
 """
 
 ROW_RUNNER = r"""
-// The template's part for one row on the host, with the template's own online statistics
-// (Partial, rebase, merge, accumulate, extracted from the .cu): the row's packs of 4 are dealt to
-// `threads` workers in the order given (each keeps a running maximum and moves its sums along as it
-// grows), then the workers' partials are merged, as the CTAs of a cluster are.
-template <typename Case>
+// The template's part for one row on the host, with the skeleton's own online statistics (Partial,
+// rebase, merge, accumulate from symxent/cuda/rows.cuh): the row's packs of 4 are dealt to `threads`
+// workers in the order given (each keeps a running maximum and moves its sums along as it grows),
+// then the workers' partials are merged, as the CTAs of a cluster are.
+template <typename M, typename Case>
 void run_row(long long cols, long long c, const std::vector<float>& z, const std::vector<float>& y,
-             const std::vector<float>& w, bool has_w, const Params& prm, int threads) {
+             const std::vector<float>& w, bool has_w, const typename M::Params& prm, int threads) {
+  using namespace symxent_cuda;
   constexpr int NS = Case::kSums > 0 ? Case::kSums : 1;
-  Row row{};
+  typename M::Row row{};
   row.n = (float)cols;
   const float* wp = has_w ? w.data() : nullptr;
   if (Case::kIndexTarget && c >= 0) Case::template gather<float>(z.data(), y.data(), wp, c, row.g);
@@ -123,7 +130,7 @@ void run_row(long long cols, long long c, const std::vector<float>& z, const std
   Partial<NS> total = parts[0];
   for (int t = 1; t < threads; ++t) merge<Case>(total, parts[t]);
   row.m = shift_of(total.m);
-  for (int j = 0; j < kMaxSums; ++j) row.s[j] = j < Case::kSums ? total.s[j] : 0.0f;
+  for (int j = 0; j < M::kMaxSums; ++j) row.s[j] = j < Case::kSums ? total.s[j] : 0.0f;
   row.lse = Case::kLseSum >= 0 ? row.m + std::log(row.s[Case::kLseSum >= 0 ? Case::kLseSum : 0]) : 0.0f;
   std::printf("%.9g %.9g\n", Case::loss(row, prm), row.lse);
   float h2[Case::kHoisted2 > 0 ? Case::kHoisted2 : 1];
@@ -134,43 +141,16 @@ void run_row(long long cols, long long c, const std::vector<float>& z, const std
     std::printf("%.9g\n", g);
   }
 }
-"""
 
-ELEMENT_RUNNER = r"""
-template <typename Case>
-void run_elements(long long count, const std::vector<std::vector<float>>& inputs, const Params& prm) {
+template <typename M, typename Case>
+void run_elements(long long count, const std::vector<std::vector<float>>& inputs, const typename M::Params& prm) {
   for (long long i = 0; i < count; ++i) {
-    float v[kInputs];
-    for (int j = 0; j < kInputs; ++j) v[j] = inputs[j][i];
+    float v[M::kInputs];
+    for (int j = 0; j < M::kInputs; ++j) v[j] = inputs[j][i];
     std::printf("%.9g %.9g\n", Case::loss(v, prm), Case::grad(v, prm));
   }
 }
 """
-
-
-def _between(text, start, end):
-    i = text.index(start)
-    return text[i:text.index(end, i)]
-
-
-def _extract(source: str, kind: str) -> str:
-    """The printed pieces of a generated .cu: sizes, Params, Row, the Case structs."""
-    parts = []
-    if kind == "elementwise":
-        parts.append(re.search(r"constexpr int kInputs = \d+;", source).group(0))
-    else:
-        parts.append(re.search(r"constexpr int kMaxGathers = \d+;", source).group(0))
-        parts.append(re.search(r"constexpr int kMaxSums = \d+;", source).group(0))
-    parts.append(_between(source, "struct Params {", "\n};") + "\n};")
-    if kind != "elementwise":
-        parts.append(_between(source, "struct Row {", "\n};") + "\n};")
-    parts.append(_between(source, "// --- the printed math", "using Cases ="))
-    if kind != "elementwise":  # the template's online statistics, without the warp shuffles
-        parts.append(_between(source, "template <int NS> struct Partial {", "template <typename Case, int NS> "
-                                                                           "__device__ __forceinline__ void warp_merge"))
-        parts.append(_between(source, "// add N values of the row", "// column of the k-th scalar"))
-    parts.append(ROW_RUNNER if kind != "elementwise" else ELEMENT_RUNNER)
-    return "\n".join(parts)
 
 
 def _kernels():
@@ -204,38 +184,37 @@ ${dispatch}
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    """One host program holding the printed math of every kernel (each in its namespace)."""
+    """One host program that includes every kernel's generated file as it is (the checked-in ones from
+    codegen/cuda/, the user losses freshly generated) and the runtime's skeleton headers, and calls
+    the printed Case structs through each module's own Params (``Module::params``)."""
+    from symxent.codegen.cuda.target import CudaTarget
     compiler = shutil.which("c++") or shutil.which("g++")
     if compiler is None:
         pytest.skip("no host C++ compiler")
-    kernels = _kernels()
-    blocks, dispatch = [PRELUDE], []
-    for name, loss in kernels.items():
-        source = generate_cuda(loss) if name not in CUDA_LOSSES else (ROOT / "codegen" / "cuda" / f"{name}.cu").read_text()
-        kind = "elementwise" if loss.kind == "elementwise" else "rows"
-        blocks.append(f"namespace k_{name} {{\n{_extract(source, kind)}\n}}")
-        cases = int(re.search(r"using Cases = std::tuple<([^>]*)>", source).group(1).count("Case"))
-        for index in range(cases):
-            fill = f"k_{name}::Params prm{{}};\n"
-            set_params = "".join(f"    prm.{field} = (float)params[{j}];\n"
-                                 for j, field in enumerate(_param_fields(source)))
-            call = (f"k_{name}::run_elements<k_{name}::Case{index}>(count, data, prm);" if kind == "elementwise" else
-                    f"k_{name}::run_row<k_{name}::Case{index}>(count, c, data[0], data[1], data[2], present[2], "
-                    f"prm, threads);")
-            dispatch.append(f'  if (!std::strcmp(name, "{name}") && which == {index}) {{\n    {fill}{set_params}'
-                            f"    {call}\n    return 0;\n  }}")
-    blocks.append(MAIN.replace("${dispatch}", "\n".join(dispatch)))
     folder = tmp_path_factory.mktemp("printed_math")
+    blocks, dispatch = [PRELUDE], []
+    for name, loss in _kernels().items():
+        path = ROOT / "codegen" / "cuda" / f"{name}.cu"
+        if name not in CUDA_LOSSES:
+            path = folder / f"{name}.cu"
+            path.write_text(generate_cuda(loss))
+        blocks.append(f'#include "{path}"')
+        module = f"sx_{name}::Module"
+        for index in range(len(CudaTarget().contract(loss)["cases"])):
+            call = (f"run_elements<{module}, sx_{name}::Case{index}>(count, data, prm);"
+                    if loss.kind == "elementwise" else
+                    f"run_row<{module}, sx_{name}::Case{index}>(count, c, data[0], data[1], data[2], present[2], "
+                    f"prm, threads);")
+            dispatch.append(f'  if (!std::strcmp(name, "{name}") && which == {index}) {{\n'
+                            f"    if (nparams != {module}::kParams) return 4;\n"
+                            f"    const auto prm = {module}::params(params.data());\n    {call}\n    return 0;\n  }}")
+    blocks.append(ROW_RUNNER)
+    blocks.append(MAIN.replace("${dispatch}", "\n".join(dispatch)))
     (folder / "harness.cpp").write_text("\n".join(blocks))
-    result = subprocess.run([compiler, "-std=c++17", "-O1", str(folder / "harness.cpp"), "-o", str(folder / "harness")],
-                            capture_output=True, text=True)
+    result = subprocess.run([compiler, "-std=c++17", "-O1", f"-I{INCLUDE}", str(folder / "harness.cpp"),
+                             "-o", str(folder / "harness")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-6000:]
     return folder / "harness"
-
-
-def _param_fields(source):
-    body = _between(source, "struct Params {", "\n};")
-    return re.findall(r"float (\w+);", body)
 
 
 def run_row(harness, name, case, z, target=-1, y=None, w=None, params=(), threads=3):
@@ -426,10 +405,12 @@ def test_true_class_gradient_is_one_fp32_expression():
     """At the target class the kernel adds the printed scatter (-w_c) to the printed dense value
     (w_c p_c) in fp32 and rounds once: p - 1 is never formed in bf16."""
     text = (ROOT / "codegen" / "cuda" / "cross_entropy.cu").read_text()
-    plain = _between(text, "struct Case0 {", "\n};")
+    start = text.index("struct Case0 : RowCase<Row, Params> {")
+    plain = text[start:text.index("\n};", start)]
     assert "h[0] = w_c/s3;" in plain and "return h0*x0;" in plain and "return -w_c;" in plain
-    assert "if (Case::kScatter && col + i == c) value += at_target;" in text
-    assert "o[i] = skip ? 0.0f : scale * value;" in text
+    skeleton = (INCLUDE / "symxent" / "cuda" / "rows.cuh").read_text()  # what every row kernel runs
+    assert "if (Case::kScatter && col + i == c) value += at_target;" in skeleton
+    assert "o[i] = skip ? 0.0f : scale * value;" in skeleton
 
 
 # --- the runtime's bookkeeping from the contracts (no GPU needed) -----------------------------------
@@ -451,7 +432,7 @@ def test_checked_in_contracts_are_the_generators():
     for name, loss in CUDA_LOSSES.items():
         contract = importlib.import_module(f"symxent_codegen.cuda.{name}").CONTRACT
         assert contract == CudaContract(**CudaTarget().contract(loss)), name
-        assert f"sx_{name}_" in contract.pybind and "PYBIND11_MODULE" in contract.pybind
+        assert f"_BINDING({name})" in contract.pybind and '#include "symxent/cuda/binding.h"' in contract.pybind
 
 
 def test_loader_picks_the_plain_case_only_without_smoothing_and_z_loss():

@@ -2,7 +2,8 @@
 
 Skipped only when nvcc is missing. The flags are those torch's extension build adds (its
 ``__CUDA_NO_HALF_*`` defines, ``--expt-relaxed-constexpr``), so code that relies on implicit
-half/bf16 conversions fails here as it would at load time. Objects are cached by source hash
+half/bf16 conversions fails here as it would at load time, and the runtime's skeleton headers
+(``symxent/runtime/include``) on the include path. Objects are cached by source hash
 in pytest's cache folder: a rerun recompiles only what changed.
 """
 import hashlib
@@ -16,13 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from symxent.runtime.cuda import headers_text, include_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "codegen" / "cuda").glob("*.cu"))
 #: what torch.utils.cpp_extension adds to every nvcc command (COMMON_NVCC_FLAGS)
 TORCH_NVCC_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
                     "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
                     "--expt-relaxed-constexpr"]
-FLAGS = ["-arch=sm_90", "-O3", "-std=c++17", "-Xcompiler", "-fPIC", *TORCH_NVCC_FLAGS]
+#: the skeleton headers the generated sources include, as the runtime passes them
+FLAGS = ["-arch=sm_90", "-O3", "-std=c++17", "-Xcompiler", "-fPIC", *TORCH_NVCC_FLAGS, f"-I{include_dir()}"]
 
 
 def find_nvcc():
@@ -44,7 +48,7 @@ def _nvcc_version() -> str:
 
 
 def _key(text: str) -> str:
-    return hashlib.sha256("\0".join([text, " ".join(FLAGS), _nvcc_version()]).encode()).hexdigest()[:24]
+    return hashlib.sha256("\0".join([text, headers_text(), " ".join(FLAGS), _nvcc_version()]).encode()).hexdigest()[:24]
 
 
 def compile_cuda(text: str, cache: Path) -> tuple:
@@ -92,7 +96,7 @@ def test_user_row_loss_compiles_through_the_row_template(name, nvcc_cache):
     """Code generation I's user losses use the same row template as cross-entropy."""
     from symxent.codegen.cuda import generate_cuda, user_loss_examples
     text = generate_cuda(user_loss_examples()[name])
-    assert "struct Case0" in text and f"sx_{name}_rows" in text
+    assert "struct Case0" in text and f"SYMXENT_CUDA_ROWS_MODULE({name}, sx_{name}::Module)" in text
     returncode, log = compile_cuda(text, nvcc_cache)
     assert returncode == 0, f"nvcc failed on the generated {name}:\n{log[-4000:]}"
 
@@ -142,20 +146,19 @@ def test_module_links_imports_and_takes_the_runtimes_arguments(name, compiled, n
     folders, cudart = _pybind_includes(), _cudart_folder()
     if compiler is None or folders is None or cudart is None:
         pytest.skip("no host C++ compiler, pybind11 headers or libcudart")
-    from symxent.codegen.cuda.losses import CUDA_LOSSES
-    from symxent.codegen.cuda.target import CudaTarget
     source = ROOT / "codegen" / "cuda" / f"{name}.cu"
     assert compiled[source.name][0] == 0
     module_name = f"sx_probe_{name}"
-    api = CudaTarget().api(CUDA_LOSSES[name])
-    assert api in source.read_text(), "the .cu carries the host API block the binding declares"
+    which = "ROWS" if name == "cross_entropy" else "ELEMENTWISE"
+    # the .cu defines, and the binding calls, the host API that symxent/cuda/api.h declares once
+    assert f"SYMXENT_CUDA_{which}_MODULE({name}, " in source.read_text()
     binding = tmp_path / "binding.cpp"
     contract = importlib.import_module(f"symxent_codegen.cuda.{name}").CONTRACT
     binding.write_text(contract.pybind)
-    assert api in binding.read_text()
+    assert f"SYMXENT_CUDA_{which}_BINDING({name})" in contract.pybind
     library = tmp_path / (module_name + sysconfig.get_config_var("EXT_SUFFIX"))
     result = subprocess.run([compiler, "-std=c++17", "-O1", "-fPIC", "-shared", f"-DTORCH_EXTENSION_NAME={module_name}",
-                             *(f"-I{f}" for f in folders), str(binding), str(nvcc_cache / f"{_key(source.read_text())}.o"),
+                             *(f"-I{f}" for f in [*folders, include_dir()]), str(binding), str(nvcc_cache / f"{_key(source.read_text())}.o"),
                              f"-L{cudart}", f"-Wl,-rpath,{cudart}", "-lcudart", "-o", str(library)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]

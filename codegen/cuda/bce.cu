@@ -8,160 +8,20 @@
 //     case always:
 //       loss = -w*(t*Max(-100, log(p)) + (1 - t)*Max(-100, log(1 - p)))
 //
-// Skeleton: symxent/codegen/cuda/templates/elementwise.tmpl.cu (grid-stride loop, block sums).
-// The math is printed from SymPy into the Case structs below. Each block writes the fp32 sum of
-// its losses to partial[block] (a fixed grid: the reduction is deterministic on a given device).
-#include <cmath>
-#include <cstdint>
-#include <stdexcept>
-#include <string>
-#include <tuple>
-#include <type_traits>
-#include <cuda_runtime.h>
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-
-// Host API of the generated module (C linkage: a definition that does not match this
-// declaration is a compile error, not a missing symbol at load time).
-extern "C" {
-// Elementwise loss over `numel` elements. Input j is in_j[i % period_j] (period numel: a full
-// array; C: one value per class, broadcast over rows; 1: a scalar); in_0 is differentiated.
-// Writes loss[i] (input dtype, if loss != nullptr), partial[b] = the sum of the fp32 losses of
-// block b (num_partial blocks, if partial != nullptr), grad[i] = factor * d loss_i / d in_0[i]
-// (if grad != nullptr). dtype 0 float32, 1 float16, 2 bfloat16.
-void sx_bce_elementwise(int64_t case_index, int64_t dtype, const void* in0, int64_t period0, const void* in1,
-                            int64_t period1, const void* in2, int64_t period2, const void* in3, int64_t period3,
-                            void* loss, float* partial, int64_t num_partial, void* grad, double factor,
-                            int64_t numel, const double* params, int64_t num_params, void* stream);
-}
+// The math is printed from SymPy into the Case structs below; the skeleton that runs them (a
+// grid-stride loop, block sums) is the runtime's header symxent/cuda/elementwise.cuh
+// (symxent/runtime/include). Nothing else here computes a loss.
+#include "symxent/cuda/elementwise.cuh"
 
 namespace sx_bce {
+using namespace symxent_cuda;  // to_float and the skeleton's types
 
-constexpr int kThreads = 256;
 constexpr int kInputs = 3;  // p, t, w
-
-// --- shared by the generated kernels: dtype conversion, 16-byte packs, error checks ------------
-// Loads are bf16 / fp16 / fp32; all arithmetic is fp32; each stored value is rounded once.
-// (Explicit conversions only: torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends.)
-
-template <typename T> __device__ __forceinline__ float to_float(T v);
-template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-__device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// 16 bytes of a row move as one uint4 (one 128-bit load or store); Vec<T> converts them
-// to and from N floats (4 fp32 or 8 fp16 / bf16 values)
-template <typename T> struct Vec;
-
-template <> struct Vec<float> {
-  static constexpr int N = 4;
-  __device__ static __forceinline__ void unpack(const uint4& r, float (&f)[N]) {
-    f[0] = __uint_as_float(r.x); f[1] = __uint_as_float(r.y);
-    f[2] = __uint_as_float(r.z); f[3] = __uint_as_float(r.w);
-  }
-  __device__ static __forceinline__ uint4 pack(const float (&f)[N]) {
-    return make_uint4(__float_as_uint(f[0]), __float_as_uint(f[1]), __float_as_uint(f[2]), __float_as_uint(f[3]));
-  }
-};
-
-// fp16 / bf16: two values per 32-bit word, the first in the low half
-template <> struct Vec<__nv_bfloat16> {
-  static constexpr int N = 8;
-  // a bf16 is the upper half of an fp32: widening is a shift (exact)
-  __device__ static __forceinline__ float lo(unsigned int u) { return __uint_as_float(u << 16); }
-  __device__ static __forceinline__ float hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
-  __device__ static __forceinline__ unsigned int two(float a, float b) {
-    return (unsigned int)__bfloat16_as_ushort(__float2bfloat16_rn(a)) |
-           ((unsigned int)__bfloat16_as_ushort(__float2bfloat16_rn(b)) << 16);
-  }
-  __device__ static __forceinline__ void unpack(const uint4& r, float (&f)[N]) {
-    f[0] = lo(r.x); f[1] = hi(r.x); f[2] = lo(r.y); f[3] = hi(r.y);
-    f[4] = lo(r.z); f[5] = hi(r.z); f[6] = lo(r.w); f[7] = hi(r.w);
-  }
-  __device__ static __forceinline__ uint4 pack(const float (&f)[N]) {
-    return make_uint4(two(f[0], f[1]), two(f[2], f[3]), two(f[4], f[5]), two(f[6], f[7]));
-  }
-};
-
-template <> struct Vec<__half> {
-  static constexpr int N = 8;
-  __device__ static __forceinline__ float lo(unsigned int u) { return __half2float(__ushort_as_half((unsigned short)(u & 0xffffu))); }
-  __device__ static __forceinline__ float hi(unsigned int u) { return __half2float(__ushort_as_half((unsigned short)(u >> 16))); }
-  __device__ static __forceinline__ unsigned int two(float a, float b) {
-    return (unsigned int)__half_as_ushort(__float2half_rn(a)) | ((unsigned int)__half_as_ushort(__float2half_rn(b)) << 16);
-  }
-  __device__ static __forceinline__ void unpack(const uint4& r, float (&f)[N]) {
-    f[0] = lo(r.x); f[1] = hi(r.x); f[2] = lo(r.y); f[3] = hi(r.y);
-    f[4] = lo(r.z); f[5] = hi(r.z); f[6] = lo(r.w); f[7] = hi(r.w);
-  }
-  __device__ static __forceinline__ uint4 pack(const float (&f)[N]) {
-    return make_uint4(two(f[0], f[1]), two(f[2], f[3]), two(f[4], f[5]), two(f[6], f[7]));
-  }
-};
-
-// 16-byte loads as one instruction each (left to itself the compiler may split a uint4 whose
-// words feed separate conversions into four 4-byte loads)
-__device__ __forceinline__ uint4 load_pack(const uint4* global) { return __ldcg(global); }
-__device__ __forceinline__ uint4 load_shared_pack(const uint4* shared) {
-  uint4 r;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "r"((unsigned int)__cvta_generic_to_shared(shared))
-               : "memory");
-  return r;
-}
-
-// the i-th 16-byte pack starting at an aligned element pointer
-template <typename T> __device__ __forceinline__ const uint4* packs(const T* aligned) {
-  return reinterpret_cast<const uint4*>(aligned);
-}
-template <typename T> __device__ __forceinline__ uint4* packs(T* aligned) { return reinterpret_cast<uint4*>(aligned); }
-
-// values [col, col + N) of a per-class vector that may be absent (then all 1); `aligned`: one vector load
-template <typename T, int N>
-__device__ __forceinline__ void load_classes(const T* v, int64_t col, bool aligned, float (&f)[N]) {
-  if (v == nullptr) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) f[i] = 1.0f;
-  } else if (aligned) {
-    Vec<T>::unpack(__ldg(packs(v + col)), f);  // read-only, shared by all rows: through L1
-  } else {
-#pragma unroll
-    for (int i = 0; i < N; ++i) f[i] = to_float<T>(v[col + i]);
-  }
-}
-
-static inline void sx_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("symxent CUDA kernel: ") + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-[[maybe_unused]] static inline int sx_device_attribute(cudaDeviceAttr attribute) {
-  int device = 0, value = 0;
-  sx_check(cudaGetDevice(&device), "cudaGetDevice");
-  sx_check(cudaDeviceGetAttribute(&value, attribute, device), "cudaDeviceGetAttribute");
-  return value;
-}
 
 // the loss's scalar parameters
 struct Params {
   // (none)
 };
-
-static Params make_params(const double* values, int64_t count) {
-  if (count != 0) throw std::invalid_argument("bce: expected 0 parameter(s)");
-  Params prm{};
-  (void)values;
-  return prm;
-}
 
 // --- the printed math: one struct per case ------------------------------------------------------
 // case 0 (always): _bce
@@ -187,99 +47,18 @@ struct Case0 {
   }
 };
 
-using Cases = std::tuple<Case0>;
 
-template <typename T> struct Inputs {
-  const T* p[kInputs];
-  int64_t period[kInputs];
+// --- the module: what the skeleton instantiates -------------------------------------------------
+struct Module : ElementwiseModule<kInputs, Params, Case0> {
+  static constexpr const char* kName = "bce";
+  static constexpr int kParams = 0;
+  static Params params(const double* values) {
+    Params prm{};
+    (void)values;
+    return prm;
+  }
 };
-
-template <typename T, typename Case>
-__global__ void __launch_bounds__(kThreads)
-elementwise_kernel(Inputs<T> in, T* loss_out, float* partial_out, T* grad_out, float factor, int64_t numel,
-                   Params prm) {
-  __shared__ float warp_sum[kThreads / 32];
-  float acc = 0.0f;
-  const int64_t stride = (int64_t)gridDim.x * kThreads;
-  for (int64_t i = (int64_t)blockIdx.x * kThreads + threadIdx.x; i < numel; i += stride) {
-    float v[kInputs];
-#pragma unroll
-    for (int j = 0; j < kInputs; ++j) {
-      const int64_t period = in.period[j];
-      v[j] = to_float<T>(in.p[j][period == numel ? i : i % period]);
-    }
-    const float loss = Case::loss(v, prm);  // fp32, rounded once
-    acc += loss;
-    if (loss_out != nullptr) loss_out[i] = from_float<T>(loss);
-    if (grad_out != nullptr) grad_out[i] = from_float<T>(factor * Case::grad(v, prm));
-  }
-  if (partial_out == nullptr) return;  // uniform over the grid
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
-  if ((threadIdx.x & 31) == 0) warp_sum[threadIdx.x >> 5] = acc;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < kThreads / 32 ? warp_sum[threadIdx.x] : 0.0f;
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
-    if (threadIdx.x == 0) partial_out[blockIdx.x] = s;
-  }
-}
-
-struct ElementwiseArgs {
-  const void* in[4];
-  int64_t period[4];
-  void* loss;
-  float* partial;
-  int64_t blocks;
-  void* grad;
-  float factor;
-  int64_t numel;
-  Params prm;
-  cudaStream_t stream;
-};
-
-template <typename T, typename Case>
-static void launch_elementwise(const ElementwiseArgs& a) {
-  Inputs<T> in;
-  for (int j = 0; j < kInputs; ++j) {
-    if (a.in[j] == nullptr || a.period[j] <= 0 || a.numel % a.period[j] != 0) {
-      throw std::invalid_argument("bce: input " + std::to_string(j) + " is missing or its period does not divide numel");
-    }
-    in.p[j] = static_cast<const T*>(a.in[j]);
-    in.period[j] = a.period[j];
-  }
-  if (a.blocks <= 0 || a.blocks > 0x7fffffff) throw std::invalid_argument("bce: bad number of blocks");
-  elementwise_kernel<T, Case><<<(unsigned)a.blocks, kThreads, 0, a.stream>>>(
-      in, static_cast<T*>(a.loss), a.partial, static_cast<T*>(a.grad), a.factor, a.numel, a.prm);
-  sx_check(cudaGetLastError(), "launch of the elementwise kernel");
-}
-
-template <typename T, size_t I = 0>
-static void launch_case(int64_t which, const ElementwiseArgs& a) {
-  if constexpr (I < std::tuple_size<Cases>::value) {
-    if (which == (int64_t)I) return launch_elementwise<T, std::tuple_element_t<I, Cases>>(a);
-    return launch_case<T, I + 1>(which, a);
-  } else {
-    throw std::invalid_argument("bce: no such case");
-  }
-}
 
 }  // namespace sx_bce
 
-extern "C" void sx_bce_elementwise(int64_t case_index, int64_t dtype, const void* in0, int64_t period0,
-                                       const void* in1, int64_t period1, const void* in2, int64_t period2,
-                                       const void* in3, int64_t period3, void* loss, float* partial,
-                                       int64_t num_partial, void* grad, double factor, int64_t numel,
-                                       const double* params, int64_t num_params, void* stream) {
-  if (numel <= 0) return;
-  const sx_bce::ElementwiseArgs a{{in0, in1, in2, in3}, {period0, period1, period2, period3}, loss, partial,
-                                     num_partial, grad, (float)factor, numel,
-                                     sx_bce::make_params(params, num_params), static_cast<cudaStream_t>(stream)};
-  switch (dtype) {
-    case 0: return sx_bce::launch_case<float>(case_index, a);
-    case 1: return sx_bce::launch_case<__half>(case_index, a);
-    case 2: return sx_bce::launch_case<__nv_bfloat16>(case_index, a);
-    default: throw std::invalid_argument("bce: dtype must be 0 (float32), 1 (float16) or 2 (bfloat16)");
-  }
-}
+SYMXENT_CUDA_ELEMENTWISE_MODULE(bce, sx_bce::Module)

@@ -21,40 +21,6 @@ CONTRACT = CudaContract(
     flags=('log_target',),
     cases=(((('log_target', True),), False), ((('log_target', False),), False)),
     pybind=r'''
-// Python binding of the generated CUDA module kl_div.cu (symxent; do not edit).
-// Addresses arrive as Python ints (tensor.data_ptr(), stream.cuda_stream; 0 for absent). C++
-// exceptions become Python exceptions (std::invalid_argument: ValueError, others: RuntimeError).
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-#include <cstdint>
-#include <vector>
-
-// Host API of the generated module (C linkage: a definition that does not match this
-// declaration is a compile error, not a missing symbol at load time).
-extern "C" {
-// Elementwise loss over `numel` elements. Input j is in_j[i % period_j] (period numel: a full
-// array; C: one value per class, broadcast over rows; 1: a scalar); in_0 is differentiated.
-// Writes loss[i] (input dtype, if loss != nullptr), partial[b] = the sum of the fp32 losses of
-// block b (num_partial blocks, if partial != nullptr), grad[i] = factor * d loss_i / d in_0[i]
-// (if grad != nullptr). dtype 0 float32, 1 float16, 2 bfloat16.
-void sx_kl_div_elementwise(int64_t case_index, int64_t dtype, const void* in0, int64_t period0, const void* in1,
-                            int64_t period1, const void* in2, int64_t period2, const void* in3, int64_t period3,
-                            void* loss, float* partial, int64_t num_partial, void* grad, double factor,
-                            int64_t numel, const double* params, int64_t num_params, void* stream);
-}
-
-template <typename P> static P* sx_ptr(int64_t address) { return reinterpret_cast<P*>(address); }
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "symxent generated CUDA kernels: kl_div";
-  m.def("elementwise", [](int64_t case_index, int64_t dtype, int64_t in0, int64_t period0, int64_t in1,
-                          int64_t period1, int64_t in2, int64_t period2, int64_t in3, int64_t period3,
-                          int64_t loss, int64_t partial, int64_t num_partial, int64_t grad, double factor,
-                          int64_t numel, const std::vector<double>& params, int64_t stream) {
-    sx_kl_div_elementwise(case_index, dtype, sx_ptr<const void>(in0), period0, sx_ptr<const void>(in1), period1,
-                           sx_ptr<const void>(in2), period2, sx_ptr<const void>(in3), period3, sx_ptr<void>(loss),
-                           sx_ptr<float>(partial), num_partial, sx_ptr<void>(grad), factor, numel, params.data(),
-                           (int64_t)params.size(), sx_ptr<void>(stream));
-  });
-}
+#include "symxent/cuda/binding.h"
+SYMXENT_CUDA_ELEMENTWISE_BINDING(kl_div)
 '''.lstrip())

@@ -8,195 +8,21 @@
 //     case always:
 //       out[k] = exp(z[k])/Sum(exp(z[j]), (j, 0, n - 1))
 //
-// Skeleton: symxent/codegen/cuda/templates/rows.tmpl.cu (loads, loops, reductions, launch).
-// The math is printed from SymPy into the Case structs below; nothing else computes a loss.
-//
-// Design: each row is read from HBM once. A row is split across a thread-block cluster of S CTAs
-// (S = 1, 2, 4 or 8, the smallest that makes a CTA's share <= 64 KB). Each CTA copies its share
-// into shared memory with 16-byte cp.async and computes its partial statistics in one pass: the
-// running row maximum m and the class-axis sums of the printed expressions (the C target's: max-
-// shifted), each moved along when m grows (exp(-m) sums rescaled, sums linear in m shifted). The
-// cluster merges the partials through distributed shared memory (in rank order: deterministic),
-// and each CTA writes its share of the output from shared memory: one read and one write of the
-// logits, the minimum. A row too long for the cluster's shared memory is streamed twice instead
-// (the second read mostly hits L2). Loop-invariant pieces of the printed math are computed once
-// per row (passN_terms). Offsets are 64-bit; a scalar head and tail handle rows that do not start
-// or end on 16 bytes.
-#include <cmath>
-#include <cstdint>
-#include <map>
-#include <stdexcept>
-#include <string>
-#include <tuple>
-#include <type_traits>
-#include <cuda_runtime.h>
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-#include <cuda_pipeline.h>
-#include <cooperative_groups.h>
-
-// Host API of the generated module (C linkage: a definition that does not match these
-// declarations is a compile error, not a missing symbol at load time).
-extern "C" {
-// One launch over all rows: loss / lse per row (float32), the dense output (gradient or map) in
-// the input's dtype. Pointers are device pointers (nullptr: absent); dtype 0 float32, 1 float16,
-// 2 bfloat16; `case_index` picks the printed case; the gradient is multiplied by
-// factor / *denom (denom nullptr: by factor).
-void sx_softmax_rows(int64_t case_index, int64_t dtype, const void* x, const void* y, const void* weight,
-                     const int64_t* target, void* out, float* loss, float* lse, const float* denom,
-                     double factor, unsigned long long* status, int64_t rows, int64_t cols,
-                     int64_t ignore_index, bool lse_of_ignored, const double* params, int64_t num_params,
-                     void* stream);
-// Before `rows` for class-index targets: *total_weight = sum of weight[target] over the rows whose
-// target is not ignore_index; *status = the first row whose target is out of [0, cols) (unchanged if none).
-void sx_softmax_prepare(int64_t dtype, const int64_t* target, const void* weight, int64_t rows, int64_t cols,
-                        int64_t ignore_index, float* total_weight, unsigned long long* status, void* stream);
-// backward: grad[r, :] *= grad_output[r * go_stride] in place (rows whose factor is exactly 1 are skipped).
-void sx_softmax_scale_rows(int64_t dtype, void* grad, const float* grad_output, int64_t go_stride,
-                           int64_t rows, int64_t cols, void* stream);
-}
+// The math is printed from SymPy into the Case structs below; the skeleton that runs them (loads,
+// loops, reductions, launch: one row per thread-block cluster, read from HBM once) is the runtime's
+// header symxent/cuda/rows.cuh (symxent/runtime/include). Nothing else here computes a loss.
+#include "symxent/cuda/rows.cuh"
 
 namespace sx_softmax {
-namespace cg = cooperative_groups;
-
-constexpr int kThreads = 256;               // threads per CTA
-constexpr int kWarps = kThreads / 32;
-constexpr int kMaxCluster = 8;              // CTAs per row at most (the portable cluster size)
-constexpr int64_t kSliceBytes = 64 * 1024;  // aim for at most this much of a row per CTA
-constexpr int kMaxGathers = 1;
-constexpr int kMaxSums = 1;
-
-// --- shared by the generated kernels: dtype conversion, 16-byte packs, error checks ------------
-// Loads are bf16 / fp16 / fp32; all arithmetic is fp32; each stored value is rounded once.
-// (Explicit conversions only: torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends.)
-
-template <typename T> __device__ __forceinline__ float to_float(T v);
-template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-__device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// 16 bytes of a row move as one uint4 (one 128-bit load or store); Vec<T> converts them
-// to and from N floats (4 fp32 or 8 fp16 / bf16 values)
-template <typename T> struct Vec;
-
-template <> struct Vec<float> {
-  static constexpr int N = 4;
-  __device__ static __forceinline__ void unpack(const uint4& r, float (&f)[N]) {
-    f[0] = __uint_as_float(r.x); f[1] = __uint_as_float(r.y);
-    f[2] = __uint_as_float(r.z); f[3] = __uint_as_float(r.w);
-  }
-  __device__ static __forceinline__ uint4 pack(const float (&f)[N]) {
-    return make_uint4(__float_as_uint(f[0]), __float_as_uint(f[1]), __float_as_uint(f[2]), __float_as_uint(f[3]));
-  }
-};
-
-// fp16 / bf16: two values per 32-bit word, the first in the low half
-template <> struct Vec<__nv_bfloat16> {
-  static constexpr int N = 8;
-  // a bf16 is the upper half of an fp32: widening is a shift (exact)
-  __device__ static __forceinline__ float lo(unsigned int u) { return __uint_as_float(u << 16); }
-  __device__ static __forceinline__ float hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
-  __device__ static __forceinline__ unsigned int two(float a, float b) {
-    return (unsigned int)__bfloat16_as_ushort(__float2bfloat16_rn(a)) |
-           ((unsigned int)__bfloat16_as_ushort(__float2bfloat16_rn(b)) << 16);
-  }
-  __device__ static __forceinline__ void unpack(const uint4& r, float (&f)[N]) {
-    f[0] = lo(r.x); f[1] = hi(r.x); f[2] = lo(r.y); f[3] = hi(r.y);
-    f[4] = lo(r.z); f[5] = hi(r.z); f[6] = lo(r.w); f[7] = hi(r.w);
-  }
-  __device__ static __forceinline__ uint4 pack(const float (&f)[N]) {
-    return make_uint4(two(f[0], f[1]), two(f[2], f[3]), two(f[4], f[5]), two(f[6], f[7]));
-  }
-};
-
-template <> struct Vec<__half> {
-  static constexpr int N = 8;
-  __device__ static __forceinline__ float lo(unsigned int u) { return __half2float(__ushort_as_half((unsigned short)(u & 0xffffu))); }
-  __device__ static __forceinline__ float hi(unsigned int u) { return __half2float(__ushort_as_half((unsigned short)(u >> 16))); }
-  __device__ static __forceinline__ unsigned int two(float a, float b) {
-    return (unsigned int)__half_as_ushort(__float2half_rn(a)) | ((unsigned int)__half_as_ushort(__float2half_rn(b)) << 16);
-  }
-  __device__ static __forceinline__ void unpack(const uint4& r, float (&f)[N]) {
-    f[0] = lo(r.x); f[1] = hi(r.x); f[2] = lo(r.y); f[3] = hi(r.y);
-    f[4] = lo(r.z); f[5] = hi(r.z); f[6] = lo(r.w); f[7] = hi(r.w);
-  }
-  __device__ static __forceinline__ uint4 pack(const float (&f)[N]) {
-    return make_uint4(two(f[0], f[1]), two(f[2], f[3]), two(f[4], f[5]), two(f[6], f[7]));
-  }
-};
-
-// 16-byte loads as one instruction each (left to itself the compiler may split a uint4 whose
-// words feed separate conversions into four 4-byte loads)
-__device__ __forceinline__ uint4 load_pack(const uint4* global) { return __ldcg(global); }
-__device__ __forceinline__ uint4 load_shared_pack(const uint4* shared) {
-  uint4 r;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "r"((unsigned int)__cvta_generic_to_shared(shared))
-               : "memory");
-  return r;
-}
-
-// the i-th 16-byte pack starting at an aligned element pointer
-template <typename T> __device__ __forceinline__ const uint4* packs(const T* aligned) {
-  return reinterpret_cast<const uint4*>(aligned);
-}
-template <typename T> __device__ __forceinline__ uint4* packs(T* aligned) { return reinterpret_cast<uint4*>(aligned); }
-
-// values [col, col + N) of a per-class vector that may be absent (then all 1); `aligned`: one vector load
-template <typename T, int N>
-__device__ __forceinline__ void load_classes(const T* v, int64_t col, bool aligned, float (&f)[N]) {
-  if (v == nullptr) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) f[i] = 1.0f;
-  } else if (aligned) {
-    Vec<T>::unpack(__ldg(packs(v + col)), f);  // read-only, shared by all rows: through L1
-  } else {
-#pragma unroll
-    for (int i = 0; i < N; ++i) f[i] = to_float<T>(v[col + i]);
-  }
-}
-
-static inline void sx_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("symxent CUDA kernel: ") + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-[[maybe_unused]] static inline int sx_device_attribute(cudaDeviceAttr attribute) {
-  int device = 0, value = 0;
-  sx_check(cudaGetDevice(&device), "cudaGetDevice");
-  sx_check(cudaDeviceGetAttribute(&value, attribute, device), "cudaDeviceGetAttribute");
-  return value;
-}
+using namespace symxent_cuda;  // to_float and the skeleton's types
 
 // the loss's scalar parameters
 struct Params {
   // (none)
 };
 
-static Params make_params(const double* values, int64_t count) {
-  if (count != 0) throw std::invalid_argument("softmax: expected 0 parameter(s)");
-  Params prm{};
-  (void)values;
-  return prm;
-}
-
 // what every printed function may use about the row
-struct Row {
-  float m;               // the row maximum of the case's score (0 if the case has none or all are -inf)
-  float lse;             // m + log(sum of exp(score - m)), when the case has that sum
-  float n;               // number of classes
-  float g[kMaxGathers];  // values gathered at the target class
-  float s[kMaxSums];     // class-axis sums (after the reduction, at the shift m)
-};
+using Row = symxent_cuda::RowStats<1, 1>;
 
 // --- the printed math: one struct per case ------------------------------------------------------
 // case 0 (forward, always): _softmax
@@ -204,44 +30,20 @@ struct Row {
 //   class sums:     s1 = sum_a exp(-m0 + z[a]) (follows m as exp(-m))
 //   loss of a row:  (none)
 //   output element: out[a] = exp(-m0 + z[a])/s1
-struct Case0 {
-  static constexpr bool kIndexTarget = false;  // each row has a target class c
-  static constexpr bool kSecondRow = false;      // a second (R, C) input y
-  static constexpr bool kHasMax = true;            // a row maximum m (the shift of the exponentials)
-  static constexpr int kSums = 1;
-  static constexpr int kLseSum = 0;             // the sum of exp(score - m): lse = m + log(s) (-1: none)
-  static constexpr bool kScatter = false;       // a value added at the target class
-  // how each sum follows the running maximum m: 0 not at all, 1 as exp(-m) (rescaled by
-  // exp(m_old - m_new)), 2 linearly (shifted by (m_old - m_new) * u, u the sum of -d term / dm)
+struct Case0 : RowCase<Row, Params> {
+  static constexpr bool kHasMax = true;
+  static constexpr int kSums = 1, kLseSum = 0, kHoisted2 = 2;
   __device__ static constexpr int sum_kind(int j) { return j == 0 ? 1 : 0; }
-  // the values at the target class c (gathers)
-  template <typename T>
-  __device__ static __forceinline__ void gather(const T* x_row, const T* y_row, const T* classes, int64_t c,
-                                                float* g) {
-    (void)x_row; (void)y_row; (void)classes; (void)c; (void)g;
-  }
-  // pass 1's loop-invariant values (computed once per row, before the loop)
-  static constexpr int kHoisted1 = 0;
-  __device__ static __forceinline__ void pass1_terms(const Row& row, const Params& prm, float* h) {
-    (void)row; (void)prm; (void)h;
-  }
-  // the element whose maximum over the row is m
   __device__ static __forceinline__ float score(float z_a, float unused_y, float unused_w, const Row& row,
                                                const float* h, const Params& prm) {
     return z_a;
   }
-  // one element's term of each class-axis sum at the shift m (s), and -d term / dm of the linear ones (u)
   __device__ static __forceinline__ void sums(float z_a, float unused_y, float unused_w, float m_shift, const Row& row,
                                               const float* h, const Params& prm, float* s, float* u) {
     const float m0 = m_shift;
     const float x0 = __expf(-m0 + z_a);
     s[0] += x0;
   }
-  __device__ static __forceinline__ float loss(const Row& row, const Params& prm) {
-    return 0;
-  }
-  // pass 2's loop-invariant values (from the row's statistics, once per row)
-  static constexpr int kHoisted2 = 2;
   __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
     const float m0 = row.m;
     const float s1 = row.s[0];
@@ -255,10 +57,6 @@ struct Case0 {
     const float x0 = __expf(h1 + z_a);
     return h0*x0;
   }
-  // added to the output element at the target class
-  __device__ static __forceinline__ float scatter(const Row& row, const Params& prm) {
-    return 0;
-  }
 };
 
 // case 1 (backward (vector-Jacobian product), always): _softmax_backward
@@ -266,42 +64,13 @@ struct Case0 {
 //   class sums:     s0 = sum_a grad_output[a]*out[a]
 //   loss of a row:  (none)
 //   output element: grad_input[a] = -s0*out[a] + grad_output[a]*out[a]
-struct Case1 {
-  static constexpr bool kIndexTarget = false;  // each row has a target class c
-  static constexpr bool kSecondRow = true;      // a second (R, C) input y
-  static constexpr bool kHasMax = false;            // a row maximum m (the shift of the exponentials)
-  static constexpr int kSums = 1;
-  static constexpr int kLseSum = -1;             // the sum of exp(score - m): lse = m + log(s) (-1: none)
-  static constexpr bool kScatter = false;       // a value added at the target class
-  // how each sum follows the running maximum m: 0 not at all, 1 as exp(-m) (rescaled by
-  // exp(m_old - m_new)), 2 linearly (shifted by (m_old - m_new) * u, u the sum of -d term / dm)
-  __device__ static constexpr int sum_kind(int j) { return j == 0 ? 0 : 0; }
-  // the values at the target class c (gathers)
-  template <typename T>
-  __device__ static __forceinline__ void gather(const T* x_row, const T* y_row, const T* classes, int64_t c,
-                                                float* g) {
-    (void)x_row; (void)y_row; (void)classes; (void)c; (void)g;
-  }
-  // pass 1's loop-invariant values (computed once per row, before the loop)
-  static constexpr int kHoisted1 = 0;
-  __device__ static __forceinline__ void pass1_terms(const Row& row, const Params& prm, float* h) {
-    (void)row; (void)prm; (void)h;
-  }
-  // the element whose maximum over the row is m
-  __device__ static __forceinline__ float score(float out_a, float grad_output_a, float unused_w, const Row& row,
-                                               const float* h, const Params& prm) {
-    return 0;
-  }
-  // one element's term of each class-axis sum at the shift m (s), and -d term / dm of the linear ones (u)
+struct Case1 : RowCase<Row, Params> {
+  static constexpr bool kSecondRow = true;
+  static constexpr int kSums = 1, kHoisted2 = 1;
   __device__ static __forceinline__ void sums(float out_a, float grad_output_a, float unused_w, float m_shift, const Row& row,
                                               const float* h, const Params& prm, float* s, float* u) {
     s[0] += grad_output_a*out_a;
   }
-  __device__ static __forceinline__ float loss(const Row& row, const Params& prm) {
-    return 0;
-  }
-  // pass 2's loop-invariant values (from the row's statistics, once per row)
-  static constexpr int kHoisted2 = 1;
   __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
     const float s0 = row.s[0];
     h[0] = -s0;  // h0
@@ -311,488 +80,20 @@ struct Case1 {
     const float h0 = h[0];
     return h0*out_a + grad_output_a*out_a;
   }
-  // added to the output element at the target class
-  __device__ static __forceinline__ float scatter(const Row& row, const Params& prm) {
-    return 0;
-  }
 };
 
-using Cases = std::tuple<Case0, Case1>;
 
-// --- reductions ---------------------------------------------------------------------------------
-// A thread's, CTA's or cluster's partial statistics: the running maximum m of the scores, each sum
-// evaluated at the shift m (kind 1 and 2 sums depend on it), and u: the sums of -d term / dm of the
-// linear (kind 2) sums, which say how those move when m does.
-template <int NS> struct Partial {
-  float m;
-  float s[NS];
-  float u[NS];
-};
-
-template <int NS> __device__ __forceinline__ Partial<NS> empty_partial() {
-  Partial<NS> p;
-  p.m = -INFINITY;
-#pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    p.s[j] = 0.0f;
-    p.u[j] = 0.0f;
-  }
-  return p;
-}
-
-// the shift the sums are evaluated at: the running maximum, or 0 while every score so far is -inf
-__device__ __forceinline__ float shift_of(float m) { return m == -INFINITY ? 0.0f : m; }
-
-// move a partial's sums from its maximum to a maximum top >= it (exact: no rounding when top == p.m)
-template <typename Case, int NS> __device__ __forceinline__ void rebase(Partial<NS>& p, float top) {
-#pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    if (j < Case::kSums && Case::sum_kind(j) == 1) p.s[j] = (p.m == -INFINITY) ? 0.0f : p.s[j] * __expf(p.m - top);
-    if (j < Case::kSums && Case::sum_kind(j) == 2) p.s[j] += (shift_of(p.m) - shift_of(top)) * p.u[j];
-  }
-  p.m = top;
-}
-
-// merge b into a: both brought to the larger maximum, then added
-template <typename Case, int NS> __device__ __forceinline__ void merge(Partial<NS>& a, Partial<NS> b) {
-  if constexpr (Case::kHasMax) {
-    const float top = fmaxf(a.m, b.m);
-    rebase<Case>(a, top);
-    rebase<Case>(b, top);
-  }
-#pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    a.s[j] += b.s[j];
-    a.u[j] += b.u[j];
-  }
-}
-
-template <typename Case, int NS> __device__ __forceinline__ void warp_merge(Partial<NS>& p) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    Partial<NS> o;
-    o.m = __shfl_xor_sync(0xffffffffu, p.m, offset);
-#pragma unroll
-    for (int j = 0; j < NS; ++j) {
-      o.s[j] = __shfl_xor_sync(0xffffffffu, p.s[j], offset);
-      o.u[j] = __shfl_xor_sync(0xffffffffu, p.u[j], offset);
-    }
-    merge<Case>(p, o);
-  }
-}
-
-// add N values of the row to a thread's partial statistics (online: the running maximum first)
-template <typename Case, int N, int NS>
-__device__ __forceinline__ void accumulate(Partial<NS>& p, const float (&x)[N], const float (&y)[N],
-                                           const float (&w)[N], const Row& row, const float* h,
-                                           const Params& prm) {
-  if constexpr (Case::kHasMax) {
-    float top = p.m;
-#pragma unroll
-    for (int i = 0; i < N; ++i) top = fmaxf(top, Case::score(x[i], y[i], w[i], row, h, prm));
-    if (top > p.m) rebase<Case>(p, top);
-  }
-  if constexpr (Case::kSums > 0) {
-    const float m = shift_of(p.m);
-#pragma unroll
-    for (int i = 0; i < N; ++i) Case::sums(x[i], y[i], w[i], m, row, h, prm, p.s, p.u);
-  }
-}
-
-// column of the k-th scalar (unaligned) element of a row: the head [0, head), then the tail
-__device__ __forceinline__ int64_t scalar_column(int k, int64_t head, int64_t tail, int64_t cols) {
-  return k < head ? (int64_t)k : cols - tail + (k - head);
-}
-
-// --- the kernel: one row per cluster ------------------------------------------------------------
-template <typename T, typename Case>
-__global__ void __launch_bounds__(kThreads)
-rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* out, float* loss_out,
-            float* lse_out, const float* denom, float factor, unsigned long long* status, int64_t rows,
-            int64_t cols, int64_t ignore_index, bool cache_row, bool lse_of_ignored, Params prm) {
-  // x and out may be the same buffer (in-place gradient): no __restrict__ on either.
-  constexpr int VEC = Vec<T>::N;  // values per 16-byte pack
-  constexpr int NS = Case::kSums > 0 ? Case::kSums : 1;
-  constexpr bool kFirstPass = Case::kHasMax || Case::kSums > 0;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  __shared__ Partial<NS> warp_part[kWarps];
-  __shared__ Partial<NS> cta_part;  // read by every CTA of the cluster
-  __shared__ Row row_shared;
-
-  cg::cluster_group cluster = cg::this_cluster();
-  const int S = (int)cluster.num_blocks();
-  const int rank = (int)cluster.block_rank();
-  const int64_t r = (int64_t)(blockIdx.x / (unsigned)S);
-  const int tid = (int)threadIdx.x;
-  if (r >= rows) return;  // never: the grid has rows * S CTAs (uniform over the cluster anyway)
-
-  // the row: a scalar head up to the first 16-byte boundary, nvec packs, a scalar tail
-  const int64_t base = r * cols;
-  const T* xr = x + base;
-  const T* yr = Case::kSecondRow ? y + base : nullptr;
-  T* outr = out ? out + base : nullptr;
-  int64_t head = (VEC - base % VEC) % VEC;
-  if (head > cols) head = cols;
-  const int64_t nvec = (cols - head) / VEC;
-  const int64_t tail = cols - head - nvec * VEC;
-  // this CTA's packs [v0, v0 + mine); rank 0 also owns the head + tail scalars
-  const int64_t per = (nvec + S - 1) / S;
-  const int64_t v0 = min64(nvec, per * rank);
-  const int mine = (int)(min64(nvec, v0 + per) - v0);
-  const int scalars = rank == 0 ? (int)(head + tail) : 0;
-  const uint4* xv = packs(xr + head) + v0;
-  const uint4* yv = Case::kSecondRow ? packs(yr + head) + v0 : nullptr;
-  const bool w_aligned = head == 0;  // the class vector's packs line up with the row's
-
-  // the target class: ignored rows and out-of-range targets give zero loss and gradient and are
-  // never used as an index (out of range also flags the row in *status for the host to report)
-  int64_t c = -1;
-  bool skip = false;
-  if constexpr (Case::kIndexTarget) {
-    const int64_t t = target[r];
-    if (t == ignore_index) {
-      skip = true;
-    } else if (t < 0 || t >= cols) {
-      if (rank == 0 && tid == 0) atomicMin(status, (unsigned long long)r);
-      skip = true;
-    } else {
-      c = t;
-    }
-  }
-  if (skip && !lse_of_ignored) {  // the whole cluster takes this branch: no cluster barrier pending
-    if (outr != nullptr) {
-      const uint4 zero = make_uint4(0u, 0u, 0u, 0u);  // +0.0 in every dtype
-      uint4* ov = packs(outr + head) + v0;
-      for (int v = tid; v < mine; v += kThreads) ov[v] = zero;
-      if (tid < scalars) outr[scalar_column(tid, head, tail, cols)] = from_float<T>(0.0f);
-    }
-    if (rank == 0 && tid == 0) {
-      if (loss_out != nullptr) loss_out[r] = 0.0f;
-      if (lse_out != nullptr) lse_out[r] = 0.0f;
-    }
-    return;
-  }
-
-  // start copying this CTA's share of the row into shared memory
-  uint4* cache = reinterpret_cast<uint4*>(smem_raw);
-  if (cache_row && kFirstPass) {
-    for (int v = tid; v < mine; v += kThreads) __pipeline_memcpy_async(&cache[v], &xv[v], sizeof(uint4));
-    __pipeline_commit();
-  }
-  // meanwhile: values at the target class (read before the cluster barrier, so before any CTA of
-  // the cluster overwrites the row in place)
-  if (tid == 0) {
-    Row init;
-    init.m = 0.0f;
-    init.lse = 0.0f;
-    init.n = (float)cols;
-#pragma unroll
-    for (int j = 0; j < kMaxGathers; ++j) init.g[j] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kMaxSums; ++j) init.s[j] = 0.0f;
-    if (c >= 0) Case::gather(xr, yr, weight, c, init.g);
-    row_shared = init;
-  }
-  if (cache_row && kFirstPass) __pipeline_wait_prior(0);
-  __syncthreads();
-  Row row = row_shared;
-
-  // pass 1: partial statistics of this CTA's share
-  Partial<NS> part = empty_partial<NS>();
-  if constexpr (kFirstPass) {
-    float h1[Case::kHoisted1 > 0 ? Case::kHoisted1 : 1];
-    Case::pass1_terms(row, prm, h1);
-#pragma unroll 4
-    for (int v = tid; v < mine; v += kThreads) {
-      const int64_t col = head + (v0 + v) * VEC;
-      float xf[VEC], yf[VEC] = {}, wf[VEC];
-      Vec<T>::unpack(cache_row ? load_shared_pack(cache + v) : load_pack(xv + v), xf);
-      if constexpr (Case::kSecondRow) Vec<T>::unpack(load_pack(yv + v), yf);
-      load_classes(weight, col, w_aligned, wf);
-      accumulate<Case>(part, xf, yf, wf, row, h1, prm);
-    }
-    if (tid < scalars) {
-      const int64_t col = scalar_column(tid, head, tail, cols);
-      float xf[1] = {to_float<T>(xr[col])};
-      float yf[1] = {Case::kSecondRow ? to_float<T>(yr[col]) : 0.0f};
-      float wf[1] = {weight != nullptr ? to_float<T>(weight[col]) : 1.0f};
-      accumulate<Case>(part, xf, yf, wf, row, h1, prm);
-    }
-  }
-  warp_merge<Case>(part);
-  if ((tid & 31) == 0) warp_part[tid >> 5] = part;
-  __syncthreads();
-  if (tid < 32) {
-    Partial<NS> p = tid < kWarps ? warp_part[tid] : empty_partial<NS>();
-    warp_merge<Case>(p);
-    if (tid == 0) cta_part = p;
-  }
-  cluster.sync();  // every CTA's partial is written (and every CTA has read its target values)
-
-  // the row's statistics: the partials of the cluster merged in rank order (the same in every CTA)
-  if (tid == 0) {
-    Partial<NS> total = *cluster.map_shared_rank(&cta_part, 0);
-    for (int q = 1; q < S; ++q) merge<Case>(total, *cluster.map_shared_rank(&cta_part, q));
-    Row done = row_shared;
-    done.m = shift_of(total.m);
-#pragma unroll
-    for (int j = 0; j < kMaxSums; ++j) done.s[j] = j < Case::kSums ? total.s[j] : 0.0f;
-    done.lse = Case::kLseSum >= 0 ? done.m + logf(done.s[Case::kLseSum >= 0 ? Case::kLseSum : 0]) : 0.0f;
-    row_shared = done;
-    if (rank == 0) {
-      if (lse_out != nullptr) lse_out[r] = done.lse;
-      if (loss_out != nullptr) loss_out[r] = skip ? 0.0f : Case::loss(done, prm);
-    }
-  }
-  __syncthreads();
-  row = row_shared;
-
-  // pass 2: the dense output (gradient or map) of this CTA's share, from shared memory
-  if (outr != nullptr) {
-    const float scale = denom != nullptr ? factor / *denom : factor;
-    const float at_target = skip ? 0.0f : Case::scatter(row, prm);  // added at column c
-    float h2[Case::kHoisted2 > 0 ? Case::kHoisted2 : 1];
-    Case::pass2_terms(row, prm, h2);
-    uint4* ov = packs(outr + head) + v0;
-#pragma unroll 4
-    for (int v = tid; v < mine; v += kThreads) {
-      const int64_t col = head + (v0 + v) * VEC;
-      float xf[VEC], yf[VEC] = {}, wf[VEC];
-      Vec<T>::unpack((cache_row && kFirstPass) ? load_shared_pack(cache + v) : load_pack(xv + v), xf);
-      if constexpr (Case::kSecondRow) Vec<T>::unpack(load_pack(yv + v), yf);
-      load_classes(weight, col, w_aligned, wf);
-      float o[VEC];
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) {
-        float value = Case::dense(xf[i], yf[i], wf[i], row, h2, prm);  // fp32, rounded once below
-        if (Case::kScatter && col + i == c) value += at_target;
-        o[i] = skip ? 0.0f : scale * value;
-      }
-      ov[v] = Vec<T>::pack(o);
-    }
-    if (tid < scalars) {
-      const int64_t col = scalar_column(tid, head, tail, cols);
-      const float xs = to_float<T>(xr[col]);
-      const float ys = Case::kSecondRow ? to_float<T>(yr[col]) : 0.0f;
-      const float ws = weight != nullptr ? to_float<T>(weight[col]) : 1.0f;
-      float value = Case::dense(xs, ys, ws, row, h2, prm);
-      if (Case::kScatter && col == c) value += at_target;
-      outr[col] = from_float<T>(skip ? 0.0f : scale * value);
-    }
-  }
-  cluster.sync();  // keep cta_part alive until every CTA of the cluster has read it
-}
-
-// --- before the rows: total weight of the non-ignored targets, range check ----------------------
-template <typename T>
-__global__ void __launch_bounds__(1024)
-prepare_kernel(const int64_t* target, const T* weight, int64_t rows, int64_t cols, int64_t ignore_index,
-               float* total_weight, unsigned long long* status) {
-  __shared__ float warp_sum[32];
-  float acc = 0.0f;
-  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
-    const int64_t t = target[r];
-    if (t == ignore_index) continue;
-    if (t < 0 || t >= cols) {
-      atomicMin(status, (unsigned long long)r);
-      continue;
-    }
-    acc += weight != nullptr ? to_float<T>(weight[t]) : 1.0f;
-  }
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
-  if ((threadIdx.x & 31) == 0) warp_sum[threadIdx.x >> 5] = acc;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float v = threadIdx.x < (blockDim.x >> 5) ? warp_sum[threadIdx.x] : 0.0f;
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    if (threadIdx.x == 0) *total_weight = v;
-  }
-}
-
-// --- backward: multiply each row by its upstream gradient, in place -----------------------------
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-scale_rows_kernel(T* grad, const float* grad_output, int64_t go_stride, int64_t rows, int64_t cols) {
-  constexpr int VEC = Vec<T>::N;
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float s = grad_output[r * go_stride];
-    if (s == 1.0f) continue;  // exact: nothing to do (uniform over the CTA)
-    const int64_t base = r * cols;
-    T* gr = grad + base;
-    int64_t head = (VEC - base % VEC) % VEC;
-    if (head > cols) head = cols;
-    const int64_t nvec = (cols - head) / VEC;
-    const int64_t tail = cols - head - nvec * VEC;
-    uint4* gv = packs(gr + head);
-    for (int64_t v = threadIdx.x; v < nvec; v += kThreads) {
-      float f[VEC];
-      Vec<T>::unpack(load_pack(gv + v), f);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) f[i] *= s;
-      gv[v] = Vec<T>::pack(f);
-    }
-    if (threadIdx.x < head + tail) {
-      const int64_t col = scalar_column((int)threadIdx.x, head, tail, cols);
-      gr[col] = from_float<T>(to_float<T>(gr[col]) * s);
-    }
-  }
-}
-
-// --- host side ----------------------------------------------------------------------------------
-struct RowsArgs {
-  const void* x;
-  const void* y;
-  const void* weight;
-  const int64_t* target;
-  void* out;
-  float* loss;
-  float* lse;
-  const float* denom;
-  float factor;
-  unsigned long long* status;
-  int64_t rows;
-  int64_t cols;
-  int64_t ignore_index;
-  bool lse_of_ignored;
-  Params prm;
-  cudaStream_t stream;
-};
-
-// clusters of this kernel that fit on the device at once (cached per configuration)
-template <typename Kernel>
-static int active_clusters(Kernel kernel, const cudaLaunchConfig_t& cfg) {
-  int device = 0;
-  sx_check(cudaGetDevice(&device), "cudaGetDevice");
-  static std::map<std::tuple<const void*, int, unsigned, size_t>, int> known;
-  const auto key = std::make_tuple((const void*)kernel, device, cfg.attrs[0].val.clusterDim.x, cfg.dynamicSmemBytes);
-  auto found = known.find(key);
-  if (found != known.end()) return found->second;
-  int clusters = 0;
-  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
-    (void)cudaGetLastError();  // an impossible configuration: report 0, clear the error
-    clusters = 0;
-  }
-  known[key] = clusters;
-  return clusters;
-}
-
-template <typename T, typename Case>
-static void launch_rows(const RowsArgs& a) {
-  auto kernel = rows_kernel<T, Case>;
-  constexpr int VEC = Vec<T>::N;
-  // cluster size: the smallest power of two that cuts a row into shares of <= kSliceBytes
-  const int64_t row_bytes = a.cols * (int64_t)sizeof(T);
-  int S = 1;
-  while (S < kMaxCluster && row_bytes > S * kSliceBytes) S *= 2;
-  // shared memory for one share (only worth it when there is a second pass over the row)
-  const bool two_passes = a.out != nullptr && (Case::kHasMax || Case::kSums > 0);
-  const int64_t max_packs = (a.cols / VEC + S - 1) / S;
-  size_t smem = two_passes ? (size_t)max_packs * sizeof(uint4) : 0;
-  cudaFuncAttributes attributes;
-  sx_check(cudaFuncGetAttributes(&attributes, kernel), "cudaFuncGetAttributes");
-  const size_t optin = (size_t)sx_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
-  if (smem + attributes.sharedSizeBytes > optin) smem = 0;  // too long: stream the row twice
-
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeClusterDimension;
-  attribute[0].val.clusterDim.x = 1;
-  attribute[0].val.clusterDim.y = 1;
-  attribute[0].val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg = {};
-  cfg.blockDim = dim3(kThreads, 1, 1);
-  cfg.stream = a.stream;
-  cfg.attrs = attribute;
-  cfg.numAttrs = 1;
-  // fall back to streaming, then to one CTA per row, if a configuration does not fit
-  for (;;) {
-    attribute[0].val.clusterDim.x = (unsigned)S;
-    cfg.gridDim = dim3((unsigned)S, 1, 1);  // one cluster, for the occupancy query
-    cfg.dynamicSmemBytes = smem;
-    sx_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-             "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-    if (S == 1 && smem == 0) break;
-    if (active_clusters(kernel, cfg) > 0) break;
-    if (smem > 0) smem = 0;
-    else S = 1;
-  }
-  if (a.rows > (int64_t)0x7fffffff / S) throw std::invalid_argument("softmax: too many rows for one launch");
-  cfg.gridDim = dim3((unsigned)(a.rows * S), 1, 1);
-  sx_check(cudaLaunchKernelEx(&cfg, kernel, static_cast<const T*>(a.x), static_cast<const T*>(a.y),
-                              static_cast<const T*>(a.weight), a.target, static_cast<T*>(a.out), a.loss, a.lse,
-                              a.denom, a.factor, a.status, a.rows, a.cols, a.ignore_index, smem > 0,
-                              a.lse_of_ignored, a.prm),
-           "launch of the rows kernel");
-}
-
-template <typename T, size_t I = 0>
-static void launch_case(int64_t which, const RowsArgs& a) {
-  if constexpr (I < std::tuple_size<Cases>::value) {
-    if (which == (int64_t)I) return launch_rows<T, std::tuple_element_t<I, Cases>>(a);
-    return launch_case<T, I + 1>(which, a);
-  } else {
-    throw std::invalid_argument("softmax: no such case");
-  }
-}
-
-template <template <typename> class F, typename... Args>
-static void with_dtype(int64_t dtype, Args&&... args) {
-  switch (dtype) {
-    case 0: return F<float>::run(args...);
-    case 1: return F<__half>::run(args...);
-    case 2: return F<__nv_bfloat16>::run(args...);
-    default: throw std::invalid_argument("softmax: dtype must be 0 (float32), 1 (float16) or 2 (bfloat16)");
-  }
-}
-
-template <typename T> struct RunRows {
-  static void run(int64_t which, const RowsArgs& a) { launch_case<T>(which, a); }
-};
-
-template <typename T> struct RunPrepare {
-  static void run(const int64_t* target, const void* weight, int64_t rows, int64_t cols, int64_t ignore_index,
-                  float* total_weight, unsigned long long* status, cudaStream_t stream) {
-    prepare_kernel<T><<<1, 1024, 0, stream>>>(target, static_cast<const T*>(weight), rows, cols, ignore_index,
-                                              total_weight, status);
-    sx_check(cudaGetLastError(), "launch of the prepare kernel");
-  }
-};
-
-template <typename T> struct RunScale {
-  static void run(void* grad, const float* grad_output, int64_t go_stride, int64_t rows, int64_t cols,
-                  cudaStream_t stream) {
-    const int64_t most = 8 * (int64_t)sx_device_attribute(cudaDevAttrMultiProcessorCount);
-    const unsigned blocks = (unsigned)(rows < most ? rows : most);
-    scale_rows_kernel<T><<<blocks, kThreads, 0, stream>>>(static_cast<T*>(grad), grad_output, go_stride, rows, cols);
-    sx_check(cudaGetLastError(), "launch of the scale kernel");
+// --- the module: what the skeleton instantiates -------------------------------------------------
+struct Module : RowsModule<Row, Params, Case0, Case1> {
+  static constexpr const char* kName = "softmax";
+  static constexpr int kParams = 0;
+  static Params params(const double* values) {
+    Params prm{};
+    (void)values;
+    return prm;
   }
 };
 
 }  // namespace sx_softmax
 
-extern "C" void sx_softmax_rows(int64_t case_index, int64_t dtype, const void* x, const void* y, const void* weight,
-                                const int64_t* target, void* out, float* loss, float* lse, const float* denom,
-                                double factor, unsigned long long* status, int64_t rows, int64_t cols,
-                                int64_t ignore_index, bool lse_of_ignored, const double* params,
-                                int64_t num_params, void* stream) {
-  if (rows <= 0 || cols <= 0) return;
-  const sx_softmax::RowsArgs a{x, y, weight, target, out, loss, lse, denom, (float)factor, status, rows, cols,
-                              ignore_index, lse_of_ignored, sx_softmax::make_params(params, num_params),
-                              static_cast<cudaStream_t>(stream)};
-  sx_softmax::with_dtype<sx_softmax::RunRows>(dtype, case_index, a);
-}
-
-extern "C" void sx_softmax_prepare(int64_t dtype, const int64_t* target, const void* weight, int64_t rows,
-                                   int64_t cols, int64_t ignore_index, float* total_weight,
-                                   unsigned long long* status, void* stream) {
-  sx_softmax::with_dtype<sx_softmax::RunPrepare>(dtype, target, weight, rows, cols, ignore_index, total_weight,
-                                                 status, static_cast<cudaStream_t>(stream));
-}
-
-extern "C" void sx_softmax_scale_rows(int64_t dtype, void* grad, const float* grad_output, int64_t go_stride,
-                                      int64_t rows, int64_t cols, void* stream) {
-  if (rows <= 0 || cols <= 0) return;
-  sx_softmax::with_dtype<sx_softmax::RunScale>(dtype, grad, grad_output, go_stride, rows, cols,
-                                               static_cast<cudaStream_t>(stream));
-}
+SYMXENT_CUDA_ROWS_MODULE(softmax, sx_softmax::Module)

@@ -19,57 +19,6 @@ CONTRACT = CudaContract(
     flags=(),
     cases=(((), False), ((), True)),
     pybind=r'''
-// Python binding of the generated CUDA module softmax.cu (symxent; do not edit).
-// Addresses arrive as Python ints (tensor.data_ptr(), stream.cuda_stream; 0 for absent). C++
-// exceptions become Python exceptions (std::invalid_argument: ValueError, others: RuntimeError).
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-#include <cstdint>
-#include <vector>
-
-// Host API of the generated module (C linkage: a definition that does not match these
-// declarations is a compile error, not a missing symbol at load time).
-extern "C" {
-// One launch over all rows: loss / lse per row (float32), the dense output (gradient or map) in
-// the input's dtype. Pointers are device pointers (nullptr: absent); dtype 0 float32, 1 float16,
-// 2 bfloat16; `case_index` picks the printed case; the gradient is multiplied by
-// factor / *denom (denom nullptr: by factor).
-void sx_softmax_rows(int64_t case_index, int64_t dtype, const void* x, const void* y, const void* weight,
-                     const int64_t* target, void* out, float* loss, float* lse, const float* denom,
-                     double factor, unsigned long long* status, int64_t rows, int64_t cols,
-                     int64_t ignore_index, bool lse_of_ignored, const double* params, int64_t num_params,
-                     void* stream);
-// Before `rows` for class-index targets: *total_weight = sum of weight[target] over the rows whose
-// target is not ignore_index; *status = the first row whose target is out of [0, cols) (unchanged if none).
-void sx_softmax_prepare(int64_t dtype, const int64_t* target, const void* weight, int64_t rows, int64_t cols,
-                        int64_t ignore_index, float* total_weight, unsigned long long* status, void* stream);
-// backward: grad[r, :] *= grad_output[r * go_stride] in place (rows whose factor is exactly 1 are skipped).
-void sx_softmax_scale_rows(int64_t dtype, void* grad, const float* grad_output, int64_t go_stride,
-                           int64_t rows, int64_t cols, void* stream);
-}
-
-template <typename P> static P* sx_ptr(int64_t address) { return reinterpret_cast<P*>(address); }
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "symxent generated CUDA kernels: softmax";
-  m.def("rows", [](int64_t case_index, int64_t dtype, int64_t x, int64_t y, int64_t weight, int64_t target,
-                   int64_t out, int64_t loss, int64_t lse, int64_t denom, double factor, int64_t status,
-                   int64_t rows, int64_t cols, int64_t ignore_index, bool lse_of_ignored,
-                   const std::vector<double>& params, int64_t stream) {
-    sx_softmax_rows(case_index, dtype, sx_ptr<const void>(x), sx_ptr<const void>(y), sx_ptr<const void>(weight),
-                    sx_ptr<const int64_t>(target), sx_ptr<void>(out), sx_ptr<float>(loss), sx_ptr<float>(lse), sx_ptr<const float>(denom),
-                    factor, sx_ptr<unsigned long long>(status), rows, cols, ignore_index, lse_of_ignored,
-                    params.data(), (int64_t)params.size(), sx_ptr<void>(stream));
-  });
-  m.def("prepare", [](int64_t dtype, int64_t target, int64_t weight, int64_t rows, int64_t cols,
-                      int64_t ignore_index, int64_t total_weight, int64_t status, int64_t stream) {
-    sx_softmax_prepare(dtype, sx_ptr<const int64_t>(target), sx_ptr<const void>(weight), rows, cols, ignore_index,
-                       sx_ptr<float>(total_weight), sx_ptr<unsigned long long>(status), sx_ptr<void>(stream));
-  });
-  m.def("scale_rows", [](int64_t dtype, int64_t grad, int64_t grad_output, int64_t go_stride, int64_t rows,
-                         int64_t cols, int64_t stream) {
-    sx_softmax_scale_rows(dtype, sx_ptr<void>(grad), sx_ptr<const float>(grad_output), go_stride, rows, cols,
-                          sx_ptr<void>(stream));
-  });
-}
+#include "symxent/cuda/binding.h"
+SYMXENT_CUDA_ROWS_BINDING(softmax)
 '''.lstrip())

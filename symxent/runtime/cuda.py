@@ -6,11 +6,13 @@ takes (arguments and their roles, the ``Params`` fields, the cases and how they 
 carries the pybind11 module source. This module reads the contract; it never imports the generator.
 
 - Build: ``torch.utils.cpp_extension.load_inline`` with the ``.cu`` source and the contract's
-  pybind11 source, flags :data:`NVCC_FLAGS` (sm_90 code plus compute_90 PTX). Needs PyTorch with
+  pybind11 source, flags :data:`NVCC_FLAGS` (sm_90 code plus compute_90 PTX), and this package's
+  ``include/`` folder: the skeletons the generated sources include (``symxent/cuda/rows.cuh``,
+  ``elementwise.cuh``, ``common.cuh``): the data movement, written once; a ``.cu`` holds the printed math. Needs PyTorch with
   CUDA, ``nvcc`` and ``ninja``; with no usable GPU :func:`load_cuda_kernel` raises ``RuntimeError``
   saying why.
 - Cache: ``$SYMXENT_CACHE_DIR`` or ``~/.cache/symxent`` / ``cuda`` / one build folder per hash of
-  (source, binding, flags, torch and CUDA versions); a process loads each module once.
+  (source, binding, headers, flags, torch and CUDA versions); a process loads each module once.
 - Calls take CUDA tensors; pointers, the current stream and the sizes go to the C-linkage host
   functions of the ``.cu`` file. Outputs are allocated here (the in-place gradient reuses the
   input's buffer); nothing here computes a loss.
@@ -151,9 +153,23 @@ def checked_in(name: str) -> tuple:
     return contract, path.read_text()
 
 
+def include_dir():
+    """The skeleton headers the generated sources include (``symxent/cuda/rows.cuh``, ``elementwise.cuh``,
+    ``common.cuh``), shipped with this package."""
+    return importlib.resources.files("symxent.runtime") / "include"
+
+
+def headers_text() -> str:
+    folder = include_dir() / "symxent" / "cuda"
+    return "\0".join(entry.read_text() for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+                     if entry.name.endswith(".cuh"))
+
+
 def build_key(source: str, binding: str) -> str:
+    """A hash of everything the module is built from: sources, headers, flags, torch and CUDA versions."""
     torch = _torch()
-    text = "\0".join([source, binding, " ".join(NVCC_FLAGS), torch.__version__, str(torch.version.cuda)])
+    text = "\0".join([source, binding, headers_text(), " ".join(NVCC_FLAGS), torch.__version__,
+                      str(torch.version.cuda)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -164,7 +180,8 @@ def compile_module(contract: CudaContract, source: str):
     name = f"symxent_cuda_{contract.name}_{build_key(source, contract.pybind)}"
     directory = cache_dir() / "cuda" / name
     directory.mkdir(parents=True, exist_ok=True)
-    options = dict(extra_cuda_cflags=list(NVCC_FLAGS), build_directory=str(directory), with_cuda=True, verbose=False)
+    options = dict(extra_cuda_cflags=list(NVCC_FLAGS), extra_include_paths=[str(include_dir())],
+                   build_directory=str(directory), with_cuda=True, verbose=False)
     if "no_implicit_headers" in inspect.signature(load_inline).parameters:  # torch >= 2.7: the sources as they are
         options["no_implicit_headers"] = True
     try:

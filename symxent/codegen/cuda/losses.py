@@ -1,18 +1,14 @@
-"""What the CUDA target generates: the generator's catalogue (:data:`symxent.codegen.LOSSES`, its
-cross-entropies with the z-loss, ``codegen/loss.py``), and the user losses of ``codegen/user_losses.py`` as
-examples through the same row template.
+"""What the CUDA target generates: the kernels of the one catalogue (:data:`symxent.codegen.KERNELS`) that
+it can express (``driver.kernels_for("cuda")``: the losses, not the vocab-parallel shard kernels), and the
+user losses of ``codegen/user_losses.py`` as examples through the same row template.
 """
 from __future__ import annotations
 
-from ..loss import LOSSES, Loss
-
-
-def _catalogue() -> dict:
-    return dict(LOSSES)  # the generator's catalogue: its cross-entropies carry the z-loss already
-
+from ..driver import kernels_for
+from ..loss import KERNELS, Loss
 
 #: the kernels of ``codegen/cuda/`` by name
-CUDA_LOSSES = _catalogue()
+CUDA_LOSSES = {name: KERNELS[name] for name in kernels_for("cuda")}
 
 
 def user_loss_examples() -> dict:

@@ -1,5 +1,9 @@
 """The CUDA target: the generator's lowered functions, printed by :class:`CudaPrinter` into
-kernel templates (``templates/*.tmpl.cu``, ``string.Template.substitute``).
+``Case`` structs of a generated ``NAME.cu`` (``templates/*.tmpl.cu``, ``string.Template.substitute``),
+which includes the skeleton that runs them: the runtime's headers ``symxent/cuda/rows.cuh`` and
+``elementwise.cuh`` (``symxent/runtime/include``; loads, loops, reductions, launch, written once). A
+generated file is its printed math, a ``Module`` struct and one instantiation line; its contract
+(``NAME.py``, :meth:`CudaTarget.contract`) tells the runtime how to call it.
 
 A target is a printer, the rules it uses, templates and headers (STYLE 6):
 
@@ -9,7 +13,8 @@ A target is a printer, the rules it uses, templates and headers (STYLE 6):
 - templates: ``rows.tmpl.cu`` for row losses and row maps (one row per thread-block cluster; the
   printed pieces of each case are a ``Case`` struct, ``rows_case.tmpl.cu``) and
   ``elementwise.tmpl.cu`` for elementwise losses (``elementwise_case.tmpl.cu``); the C-linkage
-  host API (``*_api.tmpl.h``) and the pybind11 binding (``*_binding.tmpl.cpp``) for the loader.
+  host API and the pybind11 binding are the runtime's headers (``symxent/cuda/api.h``,
+  ``binding.h``), named in the contract (``cuda_binding.tmpl.py``) for the runtime.
 
 What is printed for a row case (everything else is template):
 
@@ -246,8 +251,8 @@ def _comment(text: str, width: int = 200) -> str:
 
 def _params_slots(params: list) -> dict:
     fields = [f"  float {p.field};" for p in params] or ["  // (none)"]
-    init = [f"  prm.{p.field} = (float)values[{index}];" for index, p in enumerate(params)]
-    return dict(param_fields="\n".join(fields), param_init="\n".join(init) or "  (void)values;",
+    init = [f"    prm.{p.field} = (float)values[{index}];" for index, p in enumerate(params)]
+    return dict(param_fields="\n".join(fields), param_init="\n".join(init) or "    (void)values;",
                 num_params=str(len(params)))
 
 
@@ -401,6 +406,32 @@ class _RowCase:
                                                            " (follows m as exp(-m))" if k == SUM_EXP else
                                                            " (linear in m)")
                              for s, term, k in zip(self.sums, self.terms, kinds)) or "(none)"
+        defaults = {"kIndexTarget": False, "kSecondRow": False, "kHasMax": False, "kScatter": False, "kSums": 0,
+                    "kLseSum": -1, "kHoisted1": 0, "kHoisted2": 0}  # RowCase's, in rows.cuh
+        values = {"kIndexTarget": self.index_target, "kSecondRow": self.y is not None, "kHasMax": self.m is not None,
+                  "kScatter": scatter_expr is not None, "kSums": len(self.sums), "kLseSum": self.lse_sum(),
+                  "kHoisted1": len(self.hoisted1), "kHoisted2": len(self.hoisted2)}
+        constants = {name: ("bool" if isinstance(value, bool) else "int", _bool(value) if isinstance(value, bool)
+                            else str(value)) for name, value in values.items() if value != defaults[name]}
+        functions = {"dense": self.function_lines(self.dense_printed, "row", dense=True, hoisted=self.hoisted2,
+                                                  assigns=self.assigns2)}
+        if any(kinds):  # RowCase's sum_kind: every sum plain
+            functions["sum_kind"] = kinds_cpp
+        if self.gathers:
+            functions["gather"] = self.gather_lines()
+        if self.hoisted1:
+            functions["pass1_terms"] = self.terms_lines(self.hoisted1, "score")
+        if self.m is not None:
+            functions["score"] = self.function_lines(self.score_printed, "score", dense=True, hoisted=self.hoisted1,
+                                                     assigns=self.assigns1)
+        if self.sums:
+            functions["sums"] = self.sums_lines()
+        if self.row_output:
+            functions["loss"] = self.function_lines(loss_expr, "row", dense=False)
+        if self.hoisted2:
+            functions["pass2_terms"] = self.terms_lines(self.hoisted2, "row")
+        if scatter_expr is not None:
+            functions["scatter"] = self.function_lines(scatter_expr, "row", dense=False)
         return template("rows_case.tmpl.cu").substitute(
             when=f"{self.index} ({kind}, {_when_text(self.low.function.when)}): {self.low.name}",
             max_doc=_comment(f"{self.m} = max_a {_inline(self.score, self.assigns)}") if self.m is not None else "(none)",
@@ -410,24 +441,48 @@ class _RowCase:
             dense_doc=_comment(f"{self.dense_output}[a] = {_inline(dense_expr, self.assigns)}"),
             scatter_doc=(f"\n//   at the target class: {self.dense_output}[c] += "
                          f"{_comment(_inline(scatter_expr, self.assigns))}" if scatter_expr is not None else ""),
-            struct_name=f"Case{self.index}",
-            index_target=_bool(self.index_target), second_row=_bool(self.y is not None),
-            has_max=_bool(self.m is not None), num_sums=str(len(self.sums)), lse_sum=str(self.lse_sum()),
-            has_scatter=_bool(scatter_expr is not None),
-            sum_kinds=kinds_cpp, xa=xa, ya=ya, wa=wa, m="m_shift",
-            gather_body=_indent(self.gather_lines(), 2),
-            num_hoisted1=str(len(self.hoisted1)), num_hoisted2=str(len(self.hoisted2)),
-            pass1_body=_indent(self.terms_lines(self.hoisted1, "score"), 2),
-            pass2_body=_indent(self.terms_lines(self.hoisted2, "row"), 2),
-            score_body=_indent(self.function_lines(self.score_printed, "score", dense=True, hoisted=self.hoisted1,
-                                                   assigns=self.assigns1), 2),
-            sums_body=_indent(self.sums_lines(), 2),
-            loss_body=_indent(self.function_lines(loss_expr, "row", dense=False), 2),
-            dense_body=_indent(self.function_lines(self.dense_printed, "row", dense=True, hoisted=self.hoisted2,
-                                                   assigns=self.assigns2), 2),
-            scatter_body=_indent(self.function_lines(scatter_expr if scatter_expr is not None else sp.S.Zero,
-                                                     "row", dense=False), 2),
-        )
+            struct_name=f"Case{self.index}", members=_members(constants, functions, dict(x=xa, y=ya, w=wa)))
+
+
+
+#: the signatures of a Case struct's functions (symxent/cuda/rows.cuh: RowCase), by name; ``${x}`` / ``${y}`` /
+#: ``${w}``: the element's local names
+ROW_CASE_SIGNATURES = {
+    "gather": "template <typename T>\n__device__ static __forceinline__ void gather(const T* x_row, const T* y_row, "
+              "const T* classes, int64_t c,\n                                              float* g)",
+    "pass1_terms": "__device__ static __forceinline__ void pass1_terms(const Row& row, const Params& prm, float* h)",
+    "score": "__device__ static __forceinline__ float score(float ${x}, float ${y}, float ${w}, const Row& row,\n"
+             "                                             const float* h, const Params& prm)",
+    "sums": "__device__ static __forceinline__ void sums(float ${x}, float ${y}, float ${w}, float m_shift, "
+            "const Row& row,\n                                            const float* h, const Params& prm, "
+            "float* s, float* u)",
+    "loss": "__device__ static __forceinline__ float loss(const Row& row, const Params& prm)",
+    "pass2_terms": "__device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h)",
+    "dense": "__device__ static __forceinline__ float dense(float ${x}, float ${y}, float ${w}, const Row& row,\n"
+             "                                              const float* h, const Params& prm)",
+    "scatter": "__device__ static __forceinline__ float scatter(const Row& row, const Params& prm)",
+}
+
+
+def _members(constants: dict, functions: dict, names: dict) -> str:
+    """A Case struct's members: the constants that differ from ``RowCase``'s defaults (one line per type)
+    and the functions it prints (in ``ROW_CASE_SIGNATURES`` order)."""
+    lines = []
+    for ctype in ("bool", "int"):
+        pairs = [f"{name} = {value}" for name, (kind, value) in constants.items() if kind == ctype]
+        if pairs:
+            lines.append(f"  static constexpr {ctype} {', '.join(pairs)};")
+    for name, body in ((n, functions[n]) for n in ROW_CASE_SIGNATURES if n in functions):
+        if name == "sum_kind":
+            continue
+        signature = Template(ROW_CASE_SIGNATURES[name]).substitute(names)
+        lines.append(_indent(signature.split("\n"), 1) + " {")
+        lines.append(_indent(body, 2))
+        lines.append("  }")
+    if "sum_kind" in functions:
+        lines.insert(len([line for line in lines if line.startswith("  static constexpr")]),
+                     f"  __device__ static constexpr int sum_kind(int j) {{ return {functions['sum_kind']}; }}")
+    return "\n".join(lines)
 
 
 # --- elementwise kernels ----------------------------------------------------------------------
@@ -467,14 +522,11 @@ class CudaTarget(Target):
     templates = {Kind.ROW: "rows.tmpl.cu", Kind.MAP: "rows.tmpl.cu", Kind.ELEMENTWISE: "elementwise.tmpl.cu"}
     kinds = frozenset(templates)  # the vocab-parallel shard kernels (row_sums, row_gradient) are CPU/torch ones
 
-    def api(self, loss: Loss) -> str:
-        which = "elementwise_api.tmpl.h" if loss.kind is Kind.ELEMENTWISE else "rows_api.tmpl.h"
-        return template(which).substitute(name=loss.name).rstrip()
-
     def binding(self, loss: Loss) -> str:
-        """The pybind11 module source the runtime compiles next to the ``.cu`` file."""
-        which = "elementwise_binding.tmpl.cpp" if loss.kind is Kind.ELEMENTWISE else "rows_binding.tmpl.cpp"
-        return template(which).substitute(name=loss.name, api=self.api(loss))
+        """The pybind11 module source the runtime compiles next to the ``.cu`` file: the runtime's binding
+        header instantiated for ``loss`` (the host API is declared once, in ``symxent/cuda/api.h``)."""
+        which = "ELEMENTWISE" if loss.kind is Kind.ELEMENTWISE else "ROWS"
+        return f'#include "symxent/cuda/binding.h"\nSYMXENT_CUDA_{which}_BINDING({loss.name})\n'
 
     def contract(self, loss: Loss) -> dict:
         """What ``symxent.runtime.cuda.CudaContract`` holds for ``loss``, in plain values (roles as strings)."""
@@ -500,10 +552,9 @@ class CudaTarget(Target):
         if loss.kind not in self.templates:
             raise CudaCodegenError(f"{loss.name}: no CUDA template for kind {loss.kind!r}")
         params = kernel_params(loss)
-        common = (TEMPLATES / "common.tmpl.cuh").read_text().rstrip()
         title = f"{loss.name} for CUDA (generated): {loss.doc}" if loss.doc else f"{loss.name} for CUDA (generated)"
-        slots = dict(title=_comment(title, 100), command=REGENERATE, source=_source(loss), api=self.api(loss),
-                     name=loss.name, common=common, **_params_slots(params))
+        slots = dict(title=_comment(title, 100), command=REGENERATE, source=_source(loss),
+                     name=loss.name, **_params_slots(params))
         if loss.kind is Kind.ELEMENTWISE:
             inputs = [a.symbol for a in loss.args if a.role is Role.ELEMENTS]
             if not 1 <= len(inputs) <= MAX_ELEMENT_INPUTS:

@@ -6,135 +6,35 @@
 // Generated from (derived, then rewritten by the proved rules of the cuda target):
 ${source}
 //
-// Skeleton: symxent/codegen/cuda/templates/elementwise.tmpl.cu (grid-stride loop, block sums).
-// The math is printed from SymPy into the Case structs below. Each block writes the fp32 sum of
-// its losses to partial[block] (a fixed grid: the reduction is deterministic on a given device).
-#include <cmath>
-#include <cstdint>
-#include <stdexcept>
-#include <string>
-#include <tuple>
-#include <type_traits>
-#include <cuda_runtime.h>
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-
-${api}
+// The math is printed from SymPy into the Case structs below; the skeleton that runs them (a
+// grid-stride loop, block sums) is the runtime's header symxent/cuda/elementwise.cuh
+// (symxent/runtime/include). Nothing else here computes a loss.
+#include "symxent/cuda/elementwise.cuh"
 
 namespace sx_${name} {
+using namespace symxent_cuda;  // to_float and the skeleton's types
 
-constexpr int kThreads = 256;
 constexpr int kInputs = ${num_inputs};  // ${input_names}
-
-${common}
 
 // the loss's scalar parameters
 struct Params {
 ${param_fields}
 };
 
-static Params make_params(const double* values, int64_t count) {
-  if (count != ${num_params}) throw std::invalid_argument("${name}: expected ${num_params} parameter(s)");
-  Params prm{};
-${param_init}
-  return prm;
-}
-
 // --- the printed math: one struct per case ------------------------------------------------------
 ${cases}
-using Cases = std::tuple<${case_list}>;
 
-template <typename T> struct Inputs {
-  const T* p[kInputs];
-  int64_t period[kInputs];
+// --- the module: what the skeleton instantiates -------------------------------------------------
+struct Module : ElementwiseModule<kInputs, Params, ${case_list}> {
+  static constexpr const char* kName = "${name}";
+  static constexpr int kParams = ${num_params};
+  static Params params(const double* values) {
+    Params prm{};
+${param_init}
+    return prm;
+  }
 };
-
-template <typename T, typename Case>
-__global__ void __launch_bounds__(kThreads)
-elementwise_kernel(Inputs<T> in, T* loss_out, float* partial_out, T* grad_out, float factor, int64_t numel,
-                   Params prm) {
-  __shared__ float warp_sum[kThreads / 32];
-  float acc = 0.0f;
-  const int64_t stride = (int64_t)gridDim.x * kThreads;
-  for (int64_t i = (int64_t)blockIdx.x * kThreads + threadIdx.x; i < numel; i += stride) {
-    float v[kInputs];
-#pragma unroll
-    for (int j = 0; j < kInputs; ++j) {
-      const int64_t period = in.period[j];
-      v[j] = to_float<T>(in.p[j][period == numel ? i : i % period]);
-    }
-    const float loss = Case::loss(v, prm);  // fp32, rounded once
-    acc += loss;
-    if (loss_out != nullptr) loss_out[i] = from_float<T>(loss);
-    if (grad_out != nullptr) grad_out[i] = from_float<T>(factor * Case::grad(v, prm));
-  }
-  if (partial_out == nullptr) return;  // uniform over the grid
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
-  if ((threadIdx.x & 31) == 0) warp_sum[threadIdx.x >> 5] = acc;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < kThreads / 32 ? warp_sum[threadIdx.x] : 0.0f;
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
-    if (threadIdx.x == 0) partial_out[blockIdx.x] = s;
-  }
-}
-
-struct ElementwiseArgs {
-  const void* in[4];
-  int64_t period[4];
-  void* loss;
-  float* partial;
-  int64_t blocks;
-  void* grad;
-  float factor;
-  int64_t numel;
-  Params prm;
-  cudaStream_t stream;
-};
-
-template <typename T, typename Case>
-static void launch_elementwise(const ElementwiseArgs& a) {
-  Inputs<T> in;
-  for (int j = 0; j < kInputs; ++j) {
-    if (a.in[j] == nullptr || a.period[j] <= 0 || a.numel % a.period[j] != 0) {
-      throw std::invalid_argument("${name}: input " + std::to_string(j) + " is missing or its period does not divide numel");
-    }
-    in.p[j] = static_cast<const T*>(a.in[j]);
-    in.period[j] = a.period[j];
-  }
-  if (a.blocks <= 0 || a.blocks > 0x7fffffff) throw std::invalid_argument("${name}: bad number of blocks");
-  elementwise_kernel<T, Case><<<(unsigned)a.blocks, kThreads, 0, a.stream>>>(
-      in, static_cast<T*>(a.loss), a.partial, static_cast<T*>(a.grad), a.factor, a.numel, a.prm);
-  sx_check(cudaGetLastError(), "launch of the elementwise kernel");
-}
-
-template <typename T, size_t I = 0>
-static void launch_case(int64_t which, const ElementwiseArgs& a) {
-  if constexpr (I < std::tuple_size<Cases>::value) {
-    if (which == (int64_t)I) return launch_elementwise<T, std::tuple_element_t<I, Cases>>(a);
-    return launch_case<T, I + 1>(which, a);
-  } else {
-    throw std::invalid_argument("${name}: no such case");
-  }
-}
 
 }  // namespace sx_${name}
 
-extern "C" void sx_${name}_elementwise(int64_t case_index, int64_t dtype, const void* in0, int64_t period0,
-                                       const void* in1, int64_t period1, const void* in2, int64_t period2,
-                                       const void* in3, int64_t period3, void* loss, float* partial,
-                                       int64_t num_partial, void* grad, double factor, int64_t numel,
-                                       const double* params, int64_t num_params, void* stream) {
-  if (numel <= 0) return;
-  const sx_${name}::ElementwiseArgs a{{in0, in1, in2, in3}, {period0, period1, period2, period3}, loss, partial,
-                                     num_partial, grad, (float)factor, numel,
-                                     sx_${name}::make_params(params, num_params), static_cast<cudaStream_t>(stream)};
-  switch (dtype) {
-    case 0: return sx_${name}::launch_case<float>(case_index, a);
-    case 1: return sx_${name}::launch_case<__half>(case_index, a);
-    case 2: return sx_${name}::launch_case<__nv_bfloat16>(case_index, a);
-    default: throw std::invalid_argument("${name}: dtype must be 0 (float32), 1 (float16) or 2 (bfloat16)");
-  }
-}
+SYMXENT_CUDA_ELEMENTWISE_MODULE(${name}, sx_${name}::Module)

@@ -1,3 +1,19 @@
+// symxent CUDA kernels: what every skeleton shares (dtype conversion, 16-byte packs, error checks).
+// Part of the runtime (symxent/runtime/include, package data); the generated .cu files include the
+// skeletons (rows.cuh, elementwise.cuh), which include this.
+#ifndef SYMXENT_CUDA_COMMON_CUH
+#define SYMXENT_CUDA_COMMON_CUH
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+
+namespace symxent_cuda {
+
 // --- shared by the generated kernels: dtype conversion, 16-byte packs, error checks ------------
 // Loads are bf16 / fp16 / fp32; all arithmetic is fp32; each stored value is rounded once.
 // (Explicit conversions only: torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends.)
@@ -108,3 +124,7 @@ static inline void sx_check(cudaError_t err, const char* what) {
   sx_check(cudaDeviceGetAttribute(&value, attribute, device), "cudaDeviceGetAttribute");
   return value;
 }
+
+}  // namespace symxent_cuda
+
+#endif  // SYMXENT_CUDA_COMMON_CUH
