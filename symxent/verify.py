@@ -20,7 +20,7 @@ CHECK_MODULES = (
     "symxent.derive",
     "symxent.prove.identities",
     "symxent.codegen",
-    "symxent.codegen.cuda.checks",
+    "symxent.runtime.checks",
     "symxent.distributed.checks",
 )
 

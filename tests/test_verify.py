@@ -21,3 +21,19 @@ def test_verify_exit_status_follows_failures_not_skips(monkeypatch, capsys):
     assert "0 passed, 0 failed, 1 skipped" in capsys.readouterr().out
     monkeypatch.setattr(verify, "collect", lambda: [Check("g", "fail", lambda: (False, "wrong"))])
     assert main(["verify", "--quiet"]) == 1
+
+
+def test_every_check_module_contributes_and_the_gpu_check_runs_or_says_why():
+    """Each module of CHECK_MODULES exists and names its checks; the CUDA runtime's check runs where a
+    GPU can, and elsewhere is skipped with the reason (never a crash: a moved import would be one)."""
+    from symxent.runtime.cuda import unavailable_reason
+    from symxent.verify import CHECK_MODULES, collect, run_check
+    checks = collect()
+    assert {c.group.split()[0] for c in checks} >= {"runtime"} and len(CHECK_MODULES) == len(set(CHECK_MODULES))
+    (gpu,) = [c for c in checks if c.group == "runtime cuda"]
+    result = run_check(gpu)
+    reason = unavailable_reason()
+    if reason is None:
+        assert result.status == "passed", result.detail
+    else:
+        assert result.status == "skipped" and reason in result.detail

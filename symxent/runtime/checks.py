@@ -7,14 +7,14 @@ from __future__ import annotations
 
 
 def check_cross_entropy_on_gpu() -> tuple:
-    from .loader import unavailable_reason
+    from .cuda import unavailable_reason
     reason = unavailable_reason()
     if reason is not None:
         return None, f"skipped: {reason}"
     import torch
     import torch.nn.functional as F
 
-    from .autograd import cross_entropy
+    from .cuda_autograd import cross_entropy
     g = torch.Generator(device="cuda").manual_seed(0)
     z = (torch.randn(33, 1003, device="cuda", generator=g) * 4).to(torch.bfloat16)
     t = torch.randint(0, 1003, (33,), device="cuda", generator=g)
@@ -34,5 +34,5 @@ def check_cross_entropy_on_gpu() -> tuple:
 
 
 def verify_checks() -> list:
-    from ...verify import Check
-    return [Check("codegen cuda", "cross_entropy on the GPU matches torch", check_cross_entropy_on_gpu)]
+    from ..verify import Check
+    return [Check("runtime cuda", "cross_entropy on the GPU matches torch", check_cross_entropy_on_gpu)]
