@@ -206,6 +206,23 @@ print(",".join(loaded))
 """
 
 
+_DISTRIBUTED = """
+import sys, torch
+from symxent.distributed import shard_kernels
+z = torch.randn(3, 5)
+parts = shard_kernels.shard_partials(z, z.max(1).values, torch.tensor([0, -1, 4]), None, smoothing=True)
+assert parts.sum_exp.shape == (3,)
+print(",".join(sorted(m for m in sys.modules if m.startswith(("symxent.codegen", "symxent.prove")))))
+"""
+
+
+def test_the_vocab_parallel_shard_kernels_run_without_the_generator_or_the_prover():
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, "-c", _DISTRIBUTED], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", out.stdout
+
+
 def test_the_cuda_backend_reads_contracts_without_the_generator_or_the_prover():
     """The CUDA runtime takes each kernel's parameters and cases from its checked-in contract
     (``codegen/cuda/NAME.py``): calling the cuda backend loads no generator or prover module."""

@@ -1,6 +1,6 @@
 """The per-shard math of vocab-parallel cross-entropy: the only code that reads a logits shard.
 
-Two passes over a shard's rows ``z`` (R, Cr), each one generated kernel (``symxent.codegen``, kernels
+Two passes over a shard's rows ``z`` (R, Cr), each one generated kernel (``codegen/torch``, kernels
 ``vocab_shard_forward`` / ``vocab_shard_backward``, call shapes in notes/KERNEL_CONTRACT.md), derived from
 the proved catalogue rows ``vocab_parallel_row_loss`` and ``vocab_parallel_grad`` (:mod:`symxent.prove.vocab_parallel`):
 
@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 
 from torch import Tensor
 
-from ..codegen import load_kernel
+from ..runtime.kernels import load_kernel
 
 
 class ShardPartials(NamedTuple):
