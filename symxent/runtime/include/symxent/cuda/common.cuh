@@ -125,6 +125,14 @@ static inline void sx_check(cudaError_t err, const char* what) {
   return value;
 }
 
+// the loss's parameters from the host's values: M::Params from M::kParams doubles
+template <typename M> static typename M::Params module_params(const double* values, int64_t count) {
+  if (count != M::kParams) {
+    throw std::invalid_argument(std::string(M::kName) + ": expected " + std::to_string(M::kParams) + " parameter(s)");
+  }
+  return M::params(values);
+}
+
 }  // namespace symxent_cuda
 
 #endif  // SYMXENT_CUDA_COMMON_CUH

@@ -115,14 +115,6 @@ static void launch_case(int64_t which, const ElementwiseArgs<M>& a) {
   }
 }
 
-// the loss's parameters from the host's values: M::Params from M::kParams doubles
-template <typename M> static typename M::Params module_params(const double* values, int64_t count) {
-  if (count != M::kParams) {
-    throw std::invalid_argument(std::string(M::kName) + ": expected " + std::to_string(M::kParams) + " parameter(s)");
-  }
-  return M::params(values);
-}
-
 template <typename M> static void run(int64_t case_index, int64_t dtype, const void* in0, int64_t period0,
                                       const void* in1, int64_t period1, const void* in2, int64_t period2,
                                       const void* in3, int64_t period3, void* loss, float* partial,

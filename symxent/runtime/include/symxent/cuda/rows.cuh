@@ -557,14 +557,6 @@ template <typename T> struct RunScale {
   }
 };
 
-// the loss's parameters from the host's values: M::Params from M::kParams doubles
-template <typename M> static typename M::Params module_params(const double* values, int64_t count) {
-  if (count != M::kParams) {
-    throw std::invalid_argument(std::string(M::kName) + ": expected " + std::to_string(M::kParams) + " parameter(s)");
-  }
-  return M::params(values);
-}
-
 // --- the C-linkage host functions of a module M (SYMXENT_CUDA_ROWS_MODULE) -------------------------
 template <typename M> struct Rows {
   static void rows(int64_t case_index, int64_t dtype, const void* x, const void* y, const void* weight,
