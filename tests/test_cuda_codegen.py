@@ -44,6 +44,19 @@ def test_printer_uses_fast_exp_and_multiplies_small_powers():
     assert p.doprint(sp.log(x)) == "logf(x)"
 
 
+@pytest.mark.parametrize("expr", ["a/s**2", "a*b/s**3", "a/(b + s)**2", "-a/s**2", "a/(2*s**2)", "(a + b)/s**4",
+                                  "a/(b*s**2)", "s**2/a", "a*b**x/s**2", "1/s**3", "a/s"])
+def test_printed_small_powers_keep_their_denominator_whole(expr):
+    """``a/s**2`` prints as ``a/(s*s)``, never ``a/s*s`` (= a): the printed C, read back by SymPy, is the
+    expression again (a regression: a squared denominator printed as a bare product)."""
+    a, b, s, x = sp.symbols("a b s x", positive=True)
+    names = {"a": a, "b": b, "s": s, "x": x}
+    e = sp.sympify(expr, locals=names)
+    printed = cuda_printer({}).doprint(e)
+    back = sp.sympify(re.sub(r"(\d+\.\d*)F", r"\1", printed.replace("powf", "Pow")), locals=names)
+    assert sp.simplify(sp.nsimplify(back) - e) == 0, (expr, printed)
+
+
 def test_printer_reads_row_elements_as_locals_and_refuses_the_rest():
     z, w = sp.IndexedBase("z", real=True), sp.IndexedBase("w", real=True)
     a = sp.Symbol("a", integer=True)

@@ -7,7 +7,8 @@ It is the generator's C printer (:class:`symxent.codegen.printers.CElementPrinte
   stable rewrites (``exp(z_a - m) <= 1``, ``exp(-|x|)``, the sigmoid's ``exp(-x)``), where
   ``__expf``'s error (2 ulp plus about 1 ulp per unit of ``|x|``) is far below one bf16 / fp16
   rounding and within the fp32 tolerances of the tests.
-- ``x**2 -> x*x`` (and 3, 4; negative small powers as ``1.0F/(...)``), instead of ``powf``.
+- ``x**2 -> x*x`` (and 3, 4; negative small powers as ``1.0F/(...)``, or ``a/(x*x)`` in a product),
+  instead of ``powf``.
 - an element of a row or class vector at the class-axis index (``z[a]``, ``w[a]``) is a local
   of the kernel: ``z_a``, ``w_a`` (setting ``elements``: IndexedBase -> local name).
 
@@ -16,6 +17,7 @@ lowering must have removed them.
 """
 from __future__ import annotations
 
+import sympy as sp
 from sympy.printing.codeprinter import CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 
@@ -45,6 +47,16 @@ class CudaPrinter(CElementPrinter):
         if local is None:
             raise ValueError(f"{expr}: {expr.base} has no element local in this kernel function")
         return local
+
+    def _print_Mul(self, expr):
+        """``a/(s*s)``: a product whose only denominator is a small power. SymPy's Mul printer writes a single
+        denominator factor without parentheses (right for ``powf(s, 2)``), which for the product that
+        :meth:`_print_Pow` prints would read ``a/s*s``."""
+        inverse = [f for f in expr.args if f.is_Pow and f.exp.is_Integer and f.exp < 0]
+        if len(inverse) != 1 or -int(inverse[0].exp) not in SMALL_POWERS:
+            return super()._print_Mul(expr)
+        numerator = sp.Mul(*[f for f in expr.args if f is not inverse[0]])
+        return f"{self.parenthesize(numerator, PRECEDENCE['Mul'])}/({self._print(1 / inverse[0])})"
 
     def _print_Pow(self, expr):
         base, exponent = expr.as_base_exp()
