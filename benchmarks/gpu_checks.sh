@@ -6,6 +6,7 @@
 # Stages: build every CUDA module in parallel; the GPU tests (cuda kernels, then the functional cuda
 # backend); the benchmark at (8192, 128256) bf16 / fp32 with the copy limit; compute-sanitizer memcheck
 # (every GPU test) and racecheck (one case); ncu on the cross-entropy row kernel. Logs go to OUTDIR ($OUT or ./gpu_out).
+# QUICK=1: the build and the GPU tests only (about 5 minutes), e.g. after a change of the host side.
 set -u
 OUTDIR="${1:-${OUT:-gpu_out}}"
 mkdir -p "$OUTDIR"
@@ -53,6 +54,8 @@ timeout 150 $PYTEST tests/test_cuda_gpu.py -m "gpu and not slow" --junitxml="$OU
 stage "GPU tests: symxent.functional backend='cuda'"
 timeout 90 $PYTEST tests/test_functional_cuda_backend.py -m gpu --junitxml="$OUTDIR/test_functional_cuda.xml" 2>&1 \
     | tee "$OUTDIR/test_functional_cuda.log" | tail -25
+
+if [ -n "${QUICK:-}" ]; then stage "done (QUICK: no benchmark, sanitizers or ncu)"; exit 0; fi
 
 stage "benchmark (8192, 128256) bf16 / fp32 with the copy limit, Liger-Kernel if carried"
 timeout 130 python3 benchmarks/bench_cuda.py --shapes 8192x128256 --dtypes bf16 fp32 --warmup 3 --repeats 10 \
