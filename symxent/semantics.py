@@ -156,14 +156,17 @@ class ClassLossSpec:
     layout: ClassLayout
     reduction: str
     ignore_index: int = -100
-    label_smoothing: float = 0.0
-    lse_square_scale: float = 0.0  # the z-loss (cross_entropy only)
+    options: tuple = ()  # (name, value) of the kernel's scalar options, checked (:data:`KERNEL_OPTIONS`)
     return_lse: bool = False
 
     @property
     def function(self) -> str:
         """The ``torch.nn.functional`` name: ``nll_loss`` or ``cross_entropy``."""
         return "nll_loss" if self.kernel == "nll" else "cross_entropy"
+
+    def kernel_options(self) -> dict:
+        """The kernel's scalar options by name, as the caller gave them (see :func:`kernel_option_values`)."""
+        return dict(self.options)
 
 
 @dataclass(frozen=True)
@@ -435,6 +438,25 @@ def z_loss_scale(scale, reduction, probability, total_weight, counted, folded=Fa
     if probability:  # the reduction divides every row by the number of rows: as the z-loss wants
         return scale
     return scale * total_weight / counted if not isinstance(counted, (int, float)) or counted else 0.0
+
+
+#: cross_entropy's scalar options, which its generated kernels take as arguments of the same names (the
+#: catalogue's ``Arg(name, "scalar", ...)``), in the order the backends pass them on, each with the function
+#: that gives the value a kernel must get under a reduction (``None``: the value as given; the signature of
+#: :func:`z_loss_scale`). The backends pass these on by name: a new option is a catalogue argument, an entry
+#: here and a keyword of ``symxent.functional.cross_entropy``.
+KERNEL_OPTIONS = {"label_smoothing": None, "lse_square_scale": z_loss_scale}
+
+
+def kernel_option_values(options: dict, reduction, probability, total_weight, counted, folded=False) -> dict:
+    """``options`` (name -> value) as the kernels must get them: each rescaled for ``reduction`` where
+    :data:`KERNEL_OPTIONS` says how (``total_weight``, ``counted``, ``folded`` as for :func:`z_loss_scale`)."""
+    out = {}
+    for name, value in options.items():
+        rescale = KERNEL_OPTIONS.get(name)
+        out[name] = value if rescale is None else rescale(value, reduction, probability, total_weight, counted,
+                                                          folded=folded)
+    return out
 
 
 # --- reductions -------------------------------------------------------------------------------

@@ -152,3 +152,13 @@ def test_cross_entropy_forms_the_shifted_target_logit_first():
         assert shifted.op == "assign" and shifted.expr == statements["z_c"].symbol - maximum
         loss = next(o.expr for o in low.outputs if o.name == "loss")
         assert loss.has(shifted.symbol) and not loss.has(statements["z_c"].symbol) and not loss.has(maximum)
+
+
+def test_the_functional_options_table_is_the_catalogues_scalar_arguments():
+    """symxent.semantics.KERNEL_OPTIONS (what the backends pass on by name, in the torch ops' order) lists the
+    cross-entropy kernels' scalar arguments exactly: an option added to one and not the other fails here."""
+    from symxent.codegen import LOSSES
+    from symxent.codegen.roles import Role
+    from symxent.semantics import KERNEL_OPTIONS
+    for name in ("cross_entropy", "cross_entropy_prob"):
+        assert [a.name for a in LOSSES[name].args if a.role is Role.SCALAR] == list(KERNEL_OPTIONS), name

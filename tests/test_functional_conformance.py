@@ -484,10 +484,10 @@ def test_custom_ops_pass_opcheck():
     w = torch.rand(C) + 0.5
     p = _probabilities((4, C), torch.float32)
     samples = [
-        (torch_ops.cross_entropy_rows, (z, t, w, -100, 0.1, 1e-3, True, True)),  # z-loss, mean
-        (torch_ops.cross_entropy_rows, (z, t, w, -100, 0.1, 0.0, False, True)),
+        (torch_ops.cross_entropy_rows, (z, t, w, -100, [0.1, 1e-3], True, True)),  # smoothing, z-loss; mean
+        (torch_ops.cross_entropy_rows, (z, t, w, -100, [0.1, 0.0], False, True)),
         (torch_ops.nll_rows, (z, t, w, -100, True)),
-        (torch_ops.cross_entropy_prob_rows, (z, p, w, 0.1, 1e-3, True)),
+        (torch_ops.cross_entropy_prob_rows, (z, p, w, [0.1, 1e-3], True, True)),
         (torch_ops.softmax_rows, (z,)),
         (torch_ops.log_softmax_rows, (z,)),
         (torch_ops.bce_elements, (torch.sigmoid(z.detach()).reshape(-1).requires_grad_(True), p.reshape(-1),

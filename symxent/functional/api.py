@@ -86,7 +86,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         layout = sem.index_target_layout(input.shape, target.shape, target.dtype)
         name = "cross_entropy"
     sem.check_class_weight(weight, layout.num_classes, input.dtype, probability=layout.probability)
-    spec = sem.ClassLossSpec(name, layout, reduction, ignore_index, eps, z_scale, bool(return_lse))
+    options = (("label_smoothing", eps), ("lse_square_scale", z_scale))  # the kernels' scalar options (by name)
+    spec = sem.ClassLossSpec(name, layout, reduction, ignore_index, options, bool(return_lse))
     return _implementation(backend).class_loss(spec, input, target, weight, **kwargs)
 
 

@@ -112,18 +112,15 @@ def class_loss(spec, input, target, weight, *, backend, return_grad, grad_output
     folded = _fold(reduction, denominator, return_grad)
     with np.errstate(invalid="ignore"):
         kernel_weight = w * work.type(folded) if folded is not None else w
-    z_scale = sem.z_loss_scale(spec.lse_square_scale, reduction, layout.probability, denominator, counted,
-                               folded=folded is not None)
+    options = sem.kernel_option_values(spec.kernel_options(), reduction, layout.probability, denominator, counted,
+                                       folded=folded is not None)
 
     lse = np.zeros(0, work)
     if R == 0:
         loss, grad = np.zeros(0, work), (np.zeros((0, C), work) if return_grad else None)
     else:
-        kern = kernel(spec.kernel, backend)
-        if spec.kernel == "nll":
-            loss, grad = kern(z, y, kernel_weight, return_grad)
-        else:
-            loss, grad, lse = kern(z, y, kernel_weight, spec.label_smoothing, float(z_scale), return_grad)
+        result = kernel(spec.kernel, backend)(z, y, kernel_weight, **options, want_grad=return_grad)
+        loss, grad, lse = result if len(result) == 3 else (*result, lse)  # cross-entropies also return lse
     sem.zero_ignored_rows(ignored, loss)
     out = _reduce(loss, reduction, denominator, layout.out_shape, folded, dtype)
     if spec.return_lse:

@@ -38,9 +38,8 @@ def class_loss(spec, input, target, weight, *, inplace_backward=False):
     if spec.kernel == "nll":
         loss, lse = cx.nll_loss(z, target, weight, **common), None
     else:
-        loss = cx.cross_entropy(z, target, weight, label_smoothing=spec.label_smoothing,
-                                lse_square_scale=float(spec.lse_square_scale), return_lse=bool(return_lse),
-                                inplace_backward=bool(inplace_backward), **common)
+        loss = cx.cross_entropy(z, target, weight, return_lse=bool(return_lse), inplace_backward=bool(inplace_backward),
+                                **common, **spec.kernel_options())
         loss, lse = loss if return_lse else (loss, None)
     if spec.reduction == "none":
         loss = loss.reshape(layout.out_shape)

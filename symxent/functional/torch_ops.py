@@ -29,31 +29,36 @@ def _no_grad_output(z: Tensor) -> Tensor:
 
 # --- class-indexed rows -----------------------------------------------------------------------------
 
-def _index_rows(name, z, target, weight, ignore_index, want_grad, *options, z_loss=None):
-    """``(loss, w[y], grad, lse)`` of the rows; ``z_loss``: ``(scale, mean)`` for cross_entropy's kernel."""
+def _options(values, mean, probability, total_weight, counted) -> dict:
+    """The kernel's scalar options by name from an op's ``options`` (in :data:`symxent.semantics.KERNEL_OPTIONS`'
+    order), rescaled for the reduction."""
+    options = dict(zip(sem.KERNEL_OPTIONS, values))
+    return sem.kernel_option_values(options, "mean" if mean else "sum", probability, total_weight, counted)
+
+
+def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, mean=False):
+    """``(loss, w[y], grad, lse)`` of the rows; ``options``: cross_entropy's scalar options (None: nll)."""
     rows, classes = z.shape
     safe, ignored, row_weight = sem.index_rows(torch, target, classes, ignore_index, weight)
     lse = z.new_zeros(0)
     if rows == 0:
         loss, grad = z.new_zeros(0), z.new_zeros((0, classes)) if want_grad else None
-    elif z_loss is None:
-        loss, grad = kernel(name, "torch")(z, safe, weight, *options, want_grad)
+    elif options is None:
+        loss, grad = kernel(name, "torch")(z, safe, weight, want_grad=want_grad)
     else:
-        scale, mean = z_loss
-        counted = (target != ignore_index).sum()
-        c = sem.z_loss_scale(scale, "mean" if mean else "sum", False, row_weight.sum(), counted)
-        loss, grad, lse = kernel(name, "torch")(z, safe, weight, *options, c, want_grad)
+        scalars = _options(options, mean, False, row_weight.sum(), (target != ignore_index).sum())
+        loss, grad, lse = kernel(name, "torch")(z, safe, weight, **scalars, want_grad=want_grad)
     sem.zero_ignored_rows(ignored, loss, grad)
     return loss, row_weight, grad if grad is not None else _no_grad_output(z), lse
 
 
 @torch.library.custom_op("symxent::cross_entropy_rows", mutates_args=())
-def cross_entropy_rows(z: Tensor, target: Tensor, weight: Tensor, ignore_index: int, label_smoothing: float,
-                       lse_square_scale: float, mean: bool, want_grad: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def cross_entropy_rows(z: Tensor, target: Tensor, weight: Tensor, ignore_index: int, options: list[float],
+                       mean: bool, want_grad: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Rows of cross_entropy with index targets: ``(loss (R,), w[y] (R,), d loss / d z (R, C) or empty, lse (R,))``;
-    the z-loss scale is divided for ``mean`` as :func:`symxent.semantics.z_loss_scale` says."""
-    return _index_rows("cross_entropy", z, target, weight, ignore_index, want_grad, label_smoothing,
-                       z_loss=(lse_square_scale, mean))
+    ``options``: the scalar options in :data:`symxent.semantics.KERNEL_OPTIONS`' order, rescaled for ``mean`` as
+    that table says (the z-loss: :func:`symxent.semantics.z_loss_scale`)."""
+    return _index_rows("cross_entropy", z, target, weight, ignore_index, want_grad, options, mean)
 
 
 @torch.library.custom_op("symxent::nll_rows", mutates_args=())
@@ -64,18 +69,20 @@ def nll_rows(logp: Tensor, target: Tensor, weight: Tensor, ignore_index: int,
 
 
 @torch.library.custom_op("symxent::cross_entropy_prob_rows", mutates_args=())
-def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, label_smoothing: float, lse_square_scale: float,
+def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, options: list[float], mean: bool,
                             want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty, lse (R,))``."""
-    if z.shape[0] == 0:
+    """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty, lse (R,))``;
+    ``options`` as for :func:`cross_entropy_rows` (``mean`` divides by the number of rows)."""
+    rows = z.shape[0]
+    if rows == 0:
         return z.new_zeros(0), z.new_zeros(z.shape) if want_grad else _no_grad_output(z), z.new_zeros(0)
-    loss, grad, lse = kernel("cross_entropy_prob", "torch")(z, target, weight, label_smoothing, lse_square_scale,
-                                                           want_grad)
+    scalars = _options(options, mean, True, rows, rows)
+    loss, grad, lse = kernel("cross_entropy_prob", "torch")(z, target, weight, **scalars, want_grad=want_grad)
     return loss, grad if grad is not None else _no_grad_output(z), lse
 
 
 @cross_entropy_rows.register_fake
-def _(z, target, weight, ignore_index, label_smoothing, lse_square_scale, mean, want_grad):
+def _(z, target, weight, ignore_index, options, mean, want_grad):
     return (z.new_empty(z.shape[0]), weight.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)),
             z.new_empty(z.shape[0]))
 
@@ -87,7 +94,7 @@ def _(logp, target, weight, ignore_index, want_grad):
 
 
 @cross_entropy_prob_rows.register_fake
-def _(z, target, weight, label_smoothing, lse_square_scale, want_grad):
+def _(z, target, weight, options, mean, want_grad):
     return z.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)), z.new_empty(z.shape[0])
 
 
@@ -149,7 +156,7 @@ def _register_loss_autograd(op, num_inputs, rows, grad_at=-1):
     op.register_autograd(backward, setup_context=setup_context)
 
 
-_register_loss_autograd(cross_entropy_rows, 8, rows=True, grad_at=2)
+_register_loss_autograd(cross_entropy_rows, 7, rows=True, grad_at=2)
 _register_loss_autograd(nll_rows, 5, rows=True)
 _register_loss_autograd(cross_entropy_prob_rows, 6, rows=True, grad_at=1)
 _register_loss_autograd(bce_elements, 4, rows=False)
@@ -208,17 +215,19 @@ def class_loss(spec, input, target, weight):
     z = sem.class_rows(torch, input.to(work))
     w = torch.ones(classes, dtype=work, device=input.device) if weight is None else weight.to(work)
     lse = None
+    given = spec.kernel_options()
+    options = [float(given.get(name, 0.0)) for name in sem.KERNEL_OPTIONS]  # the ops take them in this order
     if layout.probability:
         y = sem.class_rows(torch, target.to(work))
-        loss, _, lse = cross_entropy_prob_rows(z, y, w, spec.label_smoothing, spec.lse_square_scale, want_grad)
+        loss, _, lse = cross_entropy_prob_rows(z, y, w, options, reduction == "mean", want_grad)
         denominator = layout.rows
     else:
         t = target.reshape(-1).to(torch.int64)
         if spec.kernel == "nll":
             loss, row_weight, _ = nll_rows(z, t, w, ignore_index, want_grad)
         else:
-            loss, row_weight, _, lse = cross_entropy_rows(z, t, w, ignore_index, spec.label_smoothing,
-                                                          spec.lse_square_scale, reduction == "mean", want_grad)
+            loss, row_weight, _, lse = cross_entropy_rows(z, t, w, ignore_index, options, reduction == "mean",
+                                                          want_grad)
         denominator = row_weight.sum()
         if reduction == "mean":  # ignored rows get gradient 0 even when W == 0 (upstream 1/W = inf)
             loss = torch.where(t == ignore_index, 0, loss)

@@ -358,12 +358,14 @@ class RowKernel(CudaKernel):
                 bad = int(status.item())  # the one sync: targets are checked before anything is written
                 if bad >= 0:
                     raise semantics.target_out_of_bounds(index[bad].item())
-                if reduction == "mean" and by_name.get("lse_square_scale"):
-                    # Liger-Kernel's z-loss: mean divides it by the counted rows, the cross-entropy by W
+                rescaled = {name: by_name[name] for name in self.params
+                            if semantics.KERNEL_OPTIONS.get(name) is not None and by_name[name]}
+                if reduction == "mean" and rescaled:
+                    # options whose value depends on mean's divisors (the z-loss, Liger-Kernel's: by the counted
+                    # rows, while the cross-entropy is divided by W)
                     counted = int((index != int(ignore_index)).sum().item())
-                    scale = semantics.z_loss_scale(by_name["lse_square_scale"], "mean", False, float(total.item()),
-                                                   counted)
-                    values, by_name = self.param_values({**(options or {}), "lse_square_scale": scale})
+                    rescaled = semantics.kernel_option_values(rescaled, "mean", False, float(total.item()), counted)
+                    values, by_name = self.param_values({**(options or {}), **rescaled})
                     case = self.case_index(by_name)
             self.module.rows(case, dtype, _address(z), _address(y), _address(w), _address(index), _address(grad),
                              _address(loss_rows), _address(lse), _address(denom), factor, _address(status), rows,
