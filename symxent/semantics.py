@@ -440,12 +440,26 @@ def z_loss_scale(scale, reduction, probability, total_weight, counted, folded=Fa
     return scale * total_weight / counted if not isinstance(counted, (int, float)) or counted else 0.0
 
 
+@dataclass(frozen=True)
+class KernelOption:
+    """A scalar option of cross_entropy's kernels: its neutral value (the option off) and how a reduction
+    rescales it (``None``: passed as given; else a function with :func:`z_loss_scale`'s signature)."""
+
+    neutral: float = 0.0
+    rescale: object = None
+
+
 #: cross_entropy's scalar options, which its generated kernels take as arguments of the same names (the
-#: catalogue's ``Arg(name, "scalar", ...)``), in the order the backends pass them on, each with the function
-#: that gives the value a kernel must get under a reduction (``None``: the value as given; the signature of
-#: :func:`z_loss_scale`). The backends pass these on by name: a new option is a catalogue argument, an entry
-#: here and a keyword of ``symxent.functional.cross_entropy``.
-KERNEL_OPTIONS = {"label_smoothing": None, "lse_square_scale": z_loss_scale}
+#: catalogue's ``Arg(name, "scalar", ...)``), in the order the torch ops take them. The backends pass them
+#: on by name, an option not given as its neutral value: a new option is a catalogue argument, an entry here
+#: and a keyword of ``symxent.functional.cross_entropy``.
+KERNEL_OPTIONS = {"label_smoothing": KernelOption(0.0), "lse_square_scale": KernelOption(0.0, z_loss_scale)}
+
+
+def with_neutral_options(options: dict) -> dict:
+    """``options`` with every :data:`KERNEL_OPTIONS` entry it lacks at its neutral value, in the table's order."""
+    return {name: float(options.get(name, option.neutral)) for name, option in KERNEL_OPTIONS.items()} | {
+        name: value for name, value in options.items() if name not in KERNEL_OPTIONS}
 
 
 def kernel_option_values(options: dict, reduction, probability, total_weight, counted, folded=False) -> dict:
@@ -453,7 +467,7 @@ def kernel_option_values(options: dict, reduction, probability, total_weight, co
     :data:`KERNEL_OPTIONS` says how (``total_weight``, ``counted``, ``folded`` as for :func:`z_loss_scale`)."""
     out = {}
     for name, value in options.items():
-        rescale = KERNEL_OPTIONS.get(name)
+        rescale = KERNEL_OPTIONS[name].rescale if name in KERNEL_OPTIONS else None
         out[name] = value if rescale is None else rescale(value, reduction, probability, total_weight, counted,
                                                           folded=folded)
     return out

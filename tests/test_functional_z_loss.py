@@ -153,3 +153,12 @@ def test_the_torch_backend_with_the_z_loss_traces_without_graph_breaks():
     want_loss, want_grad, _, _ = reference(x.detach().double(), t, None, "mean", 0.0, 1e-2)
     torch.testing.assert_close(loss.detach().double(), want_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(x.grad.double(), want_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_an_option_not_given_is_at_its_neutral_value():
+    """Every backend fills an option the caller left out with its neutral value (KERNEL_OPTIONS), never 0 by
+    accident: the table's entries and the filled dict."""
+    from symxent.semantics import KERNEL_OPTIONS, with_neutral_options
+    assert with_neutral_options({}) == {name: option.neutral for name, option in KERNEL_OPTIONS.items()}
+    assert with_neutral_options({"label_smoothing": 0.2})["label_smoothing"] == 0.2
+    assert list(with_neutral_options({"lse_square_scale": 1e-3})) == list(KERNEL_OPTIONS)

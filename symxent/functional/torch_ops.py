@@ -215,8 +215,8 @@ def class_loss(spec, input, target, weight):
     z = sem.class_rows(torch, input.to(work))
     w = torch.ones(classes, dtype=work, device=input.device) if weight is None else weight.to(work)
     lse = None
-    given = spec.kernel_options()
-    options = [float(given.get(name, 0.0)) for name in sem.KERNEL_OPTIONS]  # the ops take them in this order
+    given = sem.with_neutral_options(spec.kernel_options())
+    options = [given[name] for name in sem.KERNEL_OPTIONS]  # the ops take them in the table's order
     if layout.probability:
         y = sem.class_rows(torch, target.to(work))
         loss, _, lse = cross_entropy_prob_rows(z, y, w, options, reduction == "mean", want_grad)

@@ -358,8 +358,8 @@ class RowKernel(CudaKernel):
                 bad = int(status.item())  # the one sync: targets are checked before anything is written
                 if bad >= 0:
                     raise semantics.target_out_of_bounds(index[bad].item())
-                rescaled = {name: by_name[name] for name in self.params
-                            if semantics.KERNEL_OPTIONS.get(name) is not None and by_name[name]}
+                rescaled = {name: by_name[name] for name in self.params if name in semantics.KERNEL_OPTIONS
+                            and semantics.KERNEL_OPTIONS[name].rescale is not None and by_name[name]}
                 if reduction == "mean" and rescaled:
                     # options whose value depends on mean's divisors (the z-loss, Liger-Kernel's: by the counted
                     # rows, while the cross-entropy is divided by W)

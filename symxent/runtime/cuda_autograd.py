@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import semantics
 from .cuda import load_cuda_kernel
 
 _BACKWARD_ONCE = ("the backward of a symxent CUDA loss can run once: its gradient buffer is scaled in place "
@@ -114,13 +115,14 @@ def row_loss(kernel, input, target, weight=None, *, options=None, ignore_index=-
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", return_lse=False,
                   inplace_backward=False, **options):
     """``torch.nn.functional.cross_entropy`` of (R, C) logits. Index targets (R,) or probability targets (R, C).
-    ``options``: the kernel's scalar options by name (0 when not given; an unknown name is a ``TypeError``):
-    ``label_smoothing``, and ``lse_square_scale`` for the z-loss ``lse_square_scale * logsumexp(z)**2`` per row."""
+    ``options``: the kernel's scalar options by name (``symxent.semantics.KERNEL_OPTIONS``; one not given is
+    at its neutral value; an unknown name is a ``TypeError``): ``label_smoothing``, and ``lse_square_scale`` for
+    the z-loss ``lse_square_scale * logsumexp(z)**2`` per row."""
     probability = target.is_floating_point() and tuple(target.shape) == tuple(input.shape)
     if probability and ignore_index >= 0:
         raise RuntimeError("ignore_index is not supported for floating point target")
     kernel = load_cuda_kernel("cross_entropy_prob" if probability else "cross_entropy")
-    options = {name: float(value) for name, value in options.items()}
+    options = semantics.with_neutral_options(options)
     return row_loss(kernel, input, target, weight, options=options, ignore_index=ignore_index, reduction=reduction,
                     return_lse=return_lse, inplace_backward=inplace_backward)
 
