@@ -1,0 +1,427 @@
+"""Fused linear + cross-entropy: ``cross_entropy(input @ linear_weight.T + linear_bias, target)`` without the
+N x C logits ever existing in full.
+
+The rows are taken in chunks. Per chunk: the projection ``z = h W^T + b`` (in the input's dtype, upcast to
+float32 for half inputs), the optional tanh soft-capping ``z <- s tanh(z / s)``, the generated row kernel
+(the same one ``symxent.functional.cross_entropy`` runs, or a user's :class:`symxent.Loss`) returning each
+row's loss and ``g = d loss_row / d z``, then, scaled by the row's share of the reduced loss,
+``grad_input[rows] = g W`` and ``grad_weight += g^T h``, ``grad_bias += sum_rows g``. Why that is the gradient
+of the whole loss: the catalogue's rows ``linear_logits_chain_rule`` (one row, symbolic classes and
+features) and ``shard_sum_partition`` (a sum over rows is the sum over chunks of any sizes), with ``mean``'s
+``1/W`` a constant of the chunks, computed from the targets before the first one runs. Under ``mean`` and
+``sum`` the forward pass computes the gradients and the backward pass only scales them by ``grad_output``
+(in place: the backward can run once); under ``none`` the backward recomputes the chunks with the
+per-row ``grad_output``.
+
+Memory beyond the inputs and the gradients: one chunk's buffers (its logits and their gradient, in float32;
+one more with soft-capping), ``chunk_size`` rows of them, chosen from N, C, D and :data:`CHUNK_BUDGET_BYTES`
+when not given. The row kernel per backend: ``"c"`` (CPU tensors, the generated C kernel through NumPy views,
+the default on CPU), ``"torch"`` (the generated torch kernel, any device), ``"cuda"`` (CUDA tensors, the
+generated CUDA kernel, the default there). Everything runs inside torch custom ops
+(``symxent::linear_cross_entropy`` and its ``_backward``), so ``torch.compile(fullgraph=True)`` traces it.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+from torch import Tensor
+
+from .. import semantics as sem
+from .dispatch import kernel as generated_kernel
+
+#: the default bytes of one chunk's float32 buffers (logits, their gradient, the soft-capped logits)
+CHUNK_BUDGET_BYTES = 32 << 20
+CHUNK_BACKENDS = ("c", "torch", "cuda")
+_HALF = (torch.float16, torch.bfloat16)
+#: user losses by key (a custom op takes strings, not objects): key -> (Loss, params)
+_USER_LOSSES: dict = {}
+
+
+# --- argument checks (torch's wording where torch has one) ------------------------------------------
+
+def _check_shapes(input, linear_weight, linear_bias):
+    if input.dim() < 1 or input.dim() > 2:
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.dim()}")
+    if linear_weight.dim() < 2:
+        raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got {linear_weight.dim()}")
+    in_features = input.shape[-1]
+    if in_features != linear_weight.shape[-1]:
+        raise RuntimeError("expected equal input and linear_weight last dimensions (in_features), "
+                           f"got {input.shape[-1]} and {linear_weight.shape[-1]}, respectively")
+    num_classes, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
+    if linear_bias is not None and tuple(linear_bias.shape) != (num_classes, *out_features):
+        raise RuntimeError(f"expected linear_bias shape {(num_classes, *out_features)}, got "
+                           f"{tuple(linear_bias.shape)}")
+    if out_features and input.dim() == 1:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape {tuple(linear_weight.shape)} requires"
+                           f" batched input, (N, {in_features}), got unbatched input with shape {tuple(input.shape)}")
+    return num_classes, out_features
+
+
+def _check_dtypes_and_devices(input, linear_weight, linear_bias):
+    for name, value in (("input", input), ("linear_weight", linear_weight), ("linear_bias", linear_bias)):
+        if value is not None and not value.is_floating_point():
+            raise RuntimeError(f"linear_cross_entropy: {name} must be a floating-point tensor, got "
+                               f"{sem.dtype_name(value.dtype)}")
+    if linear_weight.dtype != input.dtype or (linear_bias is not None and linear_bias.dtype != input.dtype):
+        other = linear_weight.dtype if linear_weight.dtype != input.dtype else linear_bias.dtype
+        raise RuntimeError(f"expected mat1 and mat2 to have the same dtype, but got: {sem.dtype_name(input.dtype)} "
+                           f"!= {sem.dtype_name(other)}")
+    devices = {t.device for t in (input, linear_weight, linear_bias) if t is not None}
+    if len(devices) > 1:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{', '.join(sorted(map(str, devices)))}!")
+
+
+def _softcap_value(softcap) -> float:
+    """0.0 for no soft-capping, else the cap: a finite number > 0."""
+    if softcap is None:
+        return 0.0
+    value = float(softcap)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"softcap must be None or a finite number > 0, got {softcap!r}")
+    return value
+
+
+def _chunk_rows(chunk_size, options) -> int:
+    """The chunk size asked for (``chunk_size``, else torch's ``options.batch_chunk_size``), 0 for automatic."""
+    if options is not None and chunk_size is None:
+        if not hasattr(options, "batch_chunk_size"):
+            raise TypeError(f"options must be a torch.nn.LinearCrossEntropyOptions or None, got "
+                            f"{type(options).__name__}")
+        chunk_size = options.batch_chunk_size
+    if chunk_size is None:
+        return 0
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    return chunk_size
+
+
+def automatic_chunk_rows(rows: int, classes: int, buffers: int = 2, budget: int = CHUNK_BUDGET_BYTES) -> int:
+    """Rows per chunk: as many as fit ``buffers`` float32 ``(rows, classes)`` buffers in ``budget`` bytes
+    (at least 1, at most ``rows``), rounded down to a multiple of 8 when that leaves at least 8."""
+    fit = max(1, budget // (4 * max(classes, 1) * buffers))
+    if fit >= 8:
+        fit -= fit % 8
+    return max(1, min(max(rows, 1), fit))
+
+
+def _backend(backend, input) -> str:
+    if backend is None:
+        return "cuda" if input.is_cuda else "c"
+    if backend not in CHUNK_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} for linear_cross_entropy; expected one of "
+                         f"{', '.join(map(repr, CHUNK_BACKENDS))}")
+    if backend == "cuda" and not input.is_cuda:
+        raise TypeError("backend='cuda' takes CUDA tensors; use backend='c' or 'torch' for CPU tensors")
+    if backend == "c" and input.device.type != "cpu":
+        raise TypeError(f"backend='c' takes CPU tensors, not {input.device.type} tensors; use backend='torch' or "
+                        f"'cuda'")
+    return backend
+
+
+def _user_loss_key(loss, params, backend) -> str:
+    """Register a user's :class:`symxent.Loss` (and its parameter values) under a key the op can take."""
+    if getattr(loss, "kind", None) != "row":
+        raise TypeError(f"loss must be a row loss (symxent.Loss.from_formula / from_expr), got {loss!r}")
+    params = {name: float(value) for name, value in dict(params or {}).items()}
+    missing = [p.name for p in loss.params if p.name not in params]
+    unknown = sorted(set(params) - {p.name for p in loss.params})
+    if missing or unknown:
+        raise ValueError(f"loss {loss.name!r} takes the parameters {[p.name for p in loss.params]}; "
+                         f"missing {missing}, unknown {unknown}")
+    text = repr((loss.name, str(loss.cases), sorted(params.items()), backend))
+    key = f"user:{loss.name}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    _USER_LOSSES.setdefault(key, (loss, params))
+    return key
+
+
+# --- the public function ---------------------------------------------------------------------------
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
+                         ignore_index=None, label_smoothing=0.0, options=None, lse_square_scale=0.0, softcap=None,
+                         loss=None, loss_params=None, chunk_size=None, backend=None):
+    r"""``cross_entropy(linear(input, linear_weight, linear_bias), target, ...)``, chunked over rows: the logits
+    never exist in full. torch's signature first (``torch.nn.functional.linear_cross_entropy``: input ``(D,)`` or
+    ``(N, D)``, linear_weight ``(C, D)`` or ``(C, d1..dK, D)``, index or probability targets, ``ignore_index=None``
+    meaning -100 for index targets, torch's ``options`` accepted, its ``batch_chunk_size`` used), then:
+
+    - ``lse_square_scale``: the z-loss as in :func:`symxent.functional.cross_entropy`;
+    - ``softcap`` :math:`s`: the logits soft-capped as in Gemma 2, :math:`z \leftarrow s \tanh(z / s)`, before the
+      loss (gradient factor :math:`1 - \tanh^2(z/s)`);
+    - ``loss``: a user row loss (:class:`symxent.Loss`, e.g. ``Loss.from_formula("-(1 - softmax(z)[c])**gamma *
+      log_softmax(z)[c]")``) instead of cross-entropy, with ``loss_params`` (``{"gamma": 2.0}``); index targets,
+      no class weight, label smoothing or z-loss (write them into the formula); ``mean`` divides by the counted rows;
+    - ``chunk_size``: rows per chunk (default: from :data:`CHUNK_BUDGET_BYTES`); ``backend``: the row kernel,
+      ``"c"`` (CPU default), ``"torch"``, ``"cuda"`` (CUDA default).
+
+    Differentiable with respect to ``input``, ``linear_weight`` and ``linear_bias`` (float32 accumulation of the
+    weight gradient over the chunks, for every dtype).
+    """
+    if not all(isinstance(t, Tensor) for t in (input, linear_weight, target)):
+        raise TypeError("linear_cross_entropy takes torch tensors (input, linear_weight, target)")
+    reduction = sem.check_reduction(reduction)
+    num_classes, out_features = _check_shapes(input, linear_weight, linear_bias)
+    _check_dtypes_and_devices(input, linear_weight, linear_bias)
+    backend = _backend(backend, input)
+    batched = input.dim() == 2
+    logits_shape = ((input.shape[0],) if batched else ()) + (num_classes, *out_features)
+    probability = tuple(target.shape) == logits_shape
+    if probability and ignore_index is not None:
+        raise RuntimeError("ignore_index cannot be specified when target contains probabilities")
+    ignore_index = -100 if ignore_index is None else int(ignore_index)
+    if probability:
+        layout = sem.probability_target_layout(logits_shape, target.dtype, ignore_index)
+    else:
+        layout = sem.index_target_layout(logits_shape, target.shape, target.dtype)
+    sem.check_class_weight(weight, num_classes, input.dtype, probability=probability)
+    sem.check_differentiable("linear_cross_entropy", target if probability else None, weight=weight)
+    eps = sem.label_smoothing_value(label_smoothing)
+    z_scale = sem.lse_square_scale_value(lse_square_scale)
+    cap = _softcap_value(softcap)
+    chunk = _chunk_rows(chunk_size, options)
+    if loss is not None:
+        if probability or weight is not None or eps or z_scale:
+            raise ValueError("linear_cross_entropy with loss=: index targets only, and no weight, label_smoothing or "
+                             "lse_square_scale (write them into the loss's formula)")
+        kernel = _user_loss_key(loss, loss_params, backend)
+    else:
+        if loss_params is not None:
+            raise ValueError("loss_params is for a user loss (loss=...)")
+        kernel = "cross_entropy_prob" if probability else "cross_entropy"
+
+    positions = math.prod(out_features)
+    h = input if batched else input.unsqueeze(0)
+    w3 = linear_weight.reshape(num_classes, positions, linear_weight.shape[-1])
+    b2 = linear_bias.reshape(num_classes, positions) if linear_bias is not None else h.new_zeros(0)
+    if probability:  # (N, C, d..) -> (N, C, P)
+        t = target.reshape(h.shape[0], num_classes, positions)
+    else:
+        t = target.reshape(h.shape[0], positions).to(torch.int64)  # its range is checked in the op (data-dependent)
+    work = torch.float32 if input.dtype in _HALF else input.dtype
+    w = (torch.ones(num_classes, dtype=work, device=input.device) if weight is None
+         else weight.detach().to(device=input.device, dtype=work))
+    if not chunk:
+        chunk = automatic_chunk_rows(h.shape[0], num_classes, buffers=3 if cap else 2)
+    wants = [torch.is_grad_enabled() and x is not None and x.requires_grad for x in (input, linear_weight, linear_bias)]
+    out = linear_cross_entropy_chunks(h, w3, b2, t, w, ignore_index, [eps, z_scale], cap, kernel, backend, chunk,
+                                      reduction, wants)[0]
+    if reduction == "none":
+        return out.reshape(layout.out_shape).to(input.dtype)
+    return out.to(input.dtype)
+
+
+# --- the chunked computation -----------------------------------------------------------------------
+
+def _row_kernel(kernel: str, backend: str):
+    """``f(z, target_rows, weight, scalars, want_grad) -> (loss (R,), grad (R, C) or None)`` for one chunk."""
+    if kernel.startswith("user:"):
+        user, params = _USER_LOSSES[kernel]
+        if backend == "cuda":
+            from symxent.codegen.cuda.generate import compile_cuda_loss
+            return _cuda_row_kernel(compile_cuda_loss(user), params)
+        from symxent.codegen.driver import compile_loss
+        fn = compile_loss(user, backend)
+        if backend == "c":
+            def call(z, t, w, scalars, want_grad):
+                loss, grad = fn(z.numpy(), t.numpy(), params, want_grad)
+                return torch.from_numpy(loss), None if grad is None else torch.from_numpy(grad)
+            return call
+        return lambda z, t, w, scalars, want_grad: fn(z, t, params, want_grad)
+    if backend == "cuda":
+        from symxent.runtime.cuda import load_cuda_kernel
+        return _cuda_row_kernel(load_cuda_kernel(kernel), None)
+    fn = generated_kernel(kernel, backend)
+    if backend == "c":
+        def call(z, t, w, scalars, want_grad):
+            loss, grad, _ = fn(z.numpy(), t.numpy(), w.numpy(), **scalars, want_grad=want_grad)
+            return torch.from_numpy(loss), None if grad is None else torch.from_numpy(grad)
+        return call
+
+    def call(z, t, w, scalars, want_grad):
+        loss, grad, _ = fn(z, t, w, **scalars, want_grad=want_grad)
+        return loss, grad
+    return call
+
+
+def _cuda_row_kernel(cuda_kernel, params):
+    """A chunk through the CUDA runtime: per-row loss, the gradient written into the chunk's logits buffer."""
+    def call(z, t, w, scalars, want_grad):
+        options = dict(scalars if params is None else params)
+        result = cuda_kernel.forward(z, t, w if params is None else None, options=options, reduction="none",
+                                     want_grad=want_grad, inplace=True)
+        return result.loss, result.grad
+    return call
+
+
+def _denominators(t, w, ignore_index, probability):
+    """``(mask (N, P) or None, W, counted)``: the rows that count, the summed weight of their targets (``mean``'s
+    divisor for index targets) and their number."""
+    if probability:
+        rows = t.shape[0] * t.shape[2]
+        return None, float(rows), rows
+    keep = t != ignore_index
+    safe = torch.where(keep, t, 0)
+    total = torch.where(keep, w[safe], 0).sum(dtype=torch.float64)
+    return keep, total, keep.sum()
+
+
+def _chunks(h, w3, b2, t, w, ignore_index, scalars, cap, kernel, backend, chunk, row_scale, wants, want_loss):
+    """Run every chunk: the per-row losses (N, P) when ``want_loss``, and, where ``row_scale`` (N, P) is given, the
+    gradients ``(grad_h, grad_w3, grad_b2)`` of ``sum(row_scale * loss_rows)`` (None where not ``wants``)."""
+    rows, positions = h.shape[0], w3.shape[1]
+    classes = w3.shape[0]
+    probability = t.dim() == 3
+    work = torch.float32 if h.dtype in _HALF else h.dtype
+    row_kernel = _row_kernel(kernel, backend)
+    user = kernel.startswith("user:")
+    losses = torch.zeros((rows, positions), dtype=work, device=h.device) if want_loss else None
+    grads = row_scale is not None and any(wants)
+    grad_h = torch.zeros_like(h) if grads and wants[0] else None
+    grad_w = torch.zeros(w3.shape, dtype=work, device=h.device) if grads and wants[1] else None
+    grad_b = torch.zeros(b2.shape, dtype=work, device=h.device) if grads and wants[2] else None
+    for p in range(positions):
+        wp = w3[:, p, :]
+        for lo in range(0, rows, chunk):
+            hi = min(rows, lo + chunk)
+            hc = h[lo:hi]
+            z = torch.mm(hc, wp.t())
+            if b2.numel():
+                z += b2[:, p]
+            z = z.to(work).contiguous()
+            u = None
+            if cap:
+                u = z.div_(cap).tanh_()
+                z = u * cap
+            if probability:
+                target = t[lo:hi, :, p].to(work).contiguous()
+            else:
+                target = t[lo:hi, p]
+                target = torch.where(target == ignore_index, 0, target).contiguous()
+            loss_rows, g = row_kernel(z, target, w, scalars, grads)
+            if want_loss:
+                if not probability:
+                    loss_rows = torch.where(t[lo:hi, p] == ignore_index, 0, loss_rows)
+                losses[lo:hi, p] = loss_rows
+            if not grads:
+                continue
+            g = g.mul_(row_scale[lo:hi, p, None].to(work))
+            if u is not None:
+                g.mul_(u.square_().neg_().add_(1))
+            if grad_b is not None:
+                grad_b[:, p] += g.sum(0)
+            gm = g.to(h.dtype)
+            if grad_h is not None:
+                grad_h[lo:hi].addmm_(gm, wp)
+            if grad_w is not None:
+                grad_w[:, p, :].addmm_(g.t(), hc.to(work))
+            del z, g, gm, u
+    return losses, grad_h, grad_w, grad_b
+
+
+def _scalars(options, reduction, probability, total, counted, user):
+    if user:
+        return {}
+    names = dict(zip(sem.KERNEL_OPTIONS, options))
+    return sem.kernel_option_values(names, reduction, probability, total, counted)
+
+
+@torch.library.custom_op("symxent::linear_cross_entropy", mutates_args=())
+def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w: Tensor, ignore_index: int,
+                                options: list[float], softcap: float, kernel: str, backend: str, chunk: int,
+                                reduction: str, wants: list[bool]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(loss, grad_h, grad_w3, grad_b2)``: the reduced loss (or the rows (N, P) for ``none``) and, for ``mean`` /
+    ``sum`` with ``wants``, the gradients for upstream 1 (empty where not computed). ``h`` (N, D), ``w3`` (C, P,
+    D), ``b2`` (C, P) or empty, ``t`` (N, P) class indices or (N, C, P) probabilities, ``w`` (C,) class weights;
+    ``options`` in :data:`symxent.semantics.KERNEL_OPTIONS`' order, as given (rescaled here for ``mean``)."""
+    probability = t.dim() == 3
+    user = kernel.startswith("user:")
+    if not probability:  # before any work
+        sem.check_targets(torch, t, w3.shape[0], t == ignore_index)
+    keep, total, counted = _denominators(t, w, ignore_index, probability)
+    if user and reduction == "mean":
+        total = counted  # a user loss has no class weights: mean over the counted rows
+    scalars = _scalars(options, reduction, probability, total, counted, user)
+    row_scale = None
+    if reduction != "none" and any(wants):  # each row's share of the reduced loss; ignored rows 0
+        share = 1.0 if reduction == "sum" else 1.0 / torch.as_tensor(total, dtype=torch.float64, device=h.device)
+        row_scale = torch.full((t.shape[0], t.shape[-1]), 1.0, dtype=torch.float64, device=h.device) * share
+        if keep is not None:
+            row_scale = torch.where(keep, row_scale, 0.0)
+    losses, gh, gw, gb = _chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, kernel, backend, chunk, row_scale,
+                                 wants, True)
+    if reduction == "none":
+        out = losses
+    else:
+        out = losses.sum(dtype=torch.float64)
+        if reduction == "mean":
+            out = out / total
+        out = out.to(losses.dtype)
+    return out, _or_empty(gh, h), _or_empty(gw, h), _or_empty(gb, h)
+
+
+@torch.library.custom_op("symxent::linear_cross_entropy_backward", mutates_args=())
+def linear_cross_entropy_backward(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w: Tensor, ignore_index: int,
+                                  options: list[float], softcap: float, kernel: str, backend: str, chunk: int,
+                                  grad_rows: Tensor, wants: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    """``reduction="none"``'s backward: the chunks again, each row's gradient scaled by ``grad_rows`` (N, P)."""
+    probability = t.dim() == 3
+    keep, _, _ = _denominators(t, w, ignore_index, probability)
+    scalars = _scalars(options, "none", probability, 1.0, 1, kernel.startswith("user:"))
+    scale = grad_rows if keep is None else grad_rows * keep
+    _, gh, gw, gb = _chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, kernel, backend, chunk, scale, wants,
+                            False)
+    return _or_empty(gh, h), _or_empty(gw, h), _or_empty(gb, h)
+
+
+def _or_empty(value, like):
+    return like.new_empty(0) if value is None else value
+
+
+@linear_cross_entropy_chunks.register_fake
+def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, reduction, wants):
+    work = torch.float32 if h.dtype in _HALF else h.dtype
+    out = h.new_empty((h.shape[0], w3.shape[1]) if reduction == "none" else (), dtype=work)
+    grads = reduction != "none"
+    return (out, h.new_empty(h.shape if grads and wants[0] else (0,)),
+            h.new_empty(w3.shape if grads and wants[1] else (0,), dtype=work),
+            h.new_empty(b2.shape if grads and wants[2] else (0,), dtype=work))
+
+
+@linear_cross_entropy_backward.register_fake
+def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, grad_rows, wants):
+    work = torch.float32 if h.dtype in _HALF else h.dtype
+    return (h.new_empty(h.shape if wants[0] else (0,)), h.new_empty(w3.shape if wants[1] else (0,), dtype=work),
+            h.new_empty(b2.shape if wants[2] else (0,), dtype=work))
+
+
+def _setup_context(ctx, inputs, output):
+    h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, reduction, wants = inputs
+    ctx.reduction, ctx.wants = reduction, wants
+    ctx.call = (ignore_index, options, softcap, kernel, backend, chunk)
+    ctx.mark_non_differentiable(*output[1:])  # else autograd would hand backward zeros of their size
+    ctx.set_materialize_grads(False)
+    if reduction == "none":
+        ctx.save_for_backward(h, w3, b2, t, w)
+    else:  # the gradients, computed by the forward pass: backward scales them in place, once
+        ctx.grads = list(output[1:])
+
+
+def _backward(ctx, grad_out, *unused):
+    if ctx.reduction == "none":
+        h, w3, b2, t, w = ctx.saved_tensors
+        gh, gw, gb = linear_cross_entropy_backward(h, w3, b2, t, w, *ctx.call, grad_out.contiguous(), ctx.wants)
+    else:
+        grads = getattr(ctx, "grads", None)
+        if grads is None:
+            raise RuntimeError("the backward of symxent's linear_cross_entropy can run once (its gradients, computed "
+                               "in the forward pass, are scaled in place)")
+        ctx.grads = None
+        gh, gw, gb = (g.mul_(grad_out.to(g.dtype)) if g.numel() else g for g in grads)
+    out = [gh if ctx.wants[0] else None, gw if ctx.wants[1] else None, gb if ctx.wants[2] else None]
+    return (*out,) + (None,) * 10
+
+
+linear_cross_entropy_chunks.register_autograd(_backward, setup_context=_setup_context)
