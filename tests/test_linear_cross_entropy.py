@@ -325,3 +325,26 @@ def test_module_k_dimensional_and_its_options():
     want = F.cross_entropy(z, t) + 1e-3 * (torch.logsumexp(z, dim=1) ** 2).mean()
     assert_close(got, want, rtol=1e-12, atol=1e-12)
     assert "softcap=4.0" in repr(module)
+
+
+# --- the chunking identities -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row", ["linear_logits_chain_rule_weighted_smoothed", "linear_bias_chain_rule_weighted_smoothed"])
+def test_chain_rule_with_weights_and_smoothing_is_proved(row):
+    """The rows the chunking rests on, with the general row gradient (the catalogue has the plain-CE ones)."""
+    from symxent.prove import PROVED, prove
+    from symxent.prove.fused_linear import GENERAL_ROWS
+
+    identity = next(i for i in GENERAL_ROWS if i.name == row)
+    lhs, rhs = identity.build()
+    verdict = prove(lhs, rhs, assumptions=identity.assumptions, timeout=60)
+    assert verdict.status == PROVED, verdict.method
+
+
+def test_chunks_partition_the_row_sum():
+    """The partition lemma the chunking uses (sum over rows = sum over chunks of any sizes) is proved."""
+    from symxent.prove import PROVED
+    from symxent.prove.vocab_parallel import LEMMAS
+
+    lemma = next(item for item in LEMMAS if item.name == "shard_sum_partition")
+    assert lemma.check().status == PROVED

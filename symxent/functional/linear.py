@@ -268,15 +268,13 @@ def _denominators(t, w, ignore_index, probability):
     return keep, total, keep.sum()
 
 
-def _chunks(h, w3, b2, t, w, ignore_index, scalars, cap, kernel, backend, chunk, row_scale, wants, want_loss):
-    """Run every chunk: the per-row losses (N, P) when ``want_loss``, and, where ``row_scale`` (N, P) is given, the
-    gradients ``(grad_h, grad_w3, grad_b2)`` of ``sum(row_scale * loss_rows)`` (None where not ``wants``)."""
+def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, row_scale, wants, want_loss):
+    """Run every chunk through ``row_kernel`` (:func:`_row_kernel`'s signature): the per-row losses (N, P) when
+    ``want_loss`` (0 on ignored rows), and, where ``row_scale`` (N, P) is given, the gradients
+    ``(grad_h, grad_w3, grad_b2)`` of ``sum(row_scale * loss_rows)`` (None where not ``wants``)."""
     rows, positions = h.shape[0], w3.shape[1]
-    classes = w3.shape[0]
     probability = t.dim() == 3
     work = torch.float32 if h.dtype in _HALF else h.dtype
-    row_kernel = _row_kernel(kernel, backend)
-    user = kernel.startswith("user:")
     losses = torch.zeros((rows, positions), dtype=work, device=h.device) if want_loss else None
     grads = row_scale is not None and any(wants)
     grad_h = torch.zeros_like(h) if grads and wants[0] else None
@@ -350,8 +348,8 @@ def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w:
         row_scale = torch.full((t.shape[0], t.shape[-1]), 1.0, dtype=torch.float64, device=h.device) * share
         if keep is not None:
             row_scale = torch.where(keep, row_scale, 0.0)
-    losses, gh, gw, gb = _chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, kernel, backend, chunk, row_scale,
-                                 wants, True)
+    losses, gh, gw, gb = run_chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, _row_kernel(kernel, backend),
+                                    chunk, row_scale, wants, True)
     if reduction == "none":
         out = losses
     else:
@@ -371,8 +369,8 @@ def linear_cross_entropy_backward(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, 
     keep, _, _ = _denominators(t, w, ignore_index, probability)
     scalars = _scalars(options, "none", probability, 1.0, 1, kernel.startswith("user:"))
     scale = grad_rows if keep is None else grad_rows * keep
-    _, gh, gw, gb = _chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, kernel, backend, chunk, scale, wants,
-                            False)
+    _, gh, gw, gb = run_chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, _row_kernel(kernel, backend), chunk,
+                               scale, wants, False)
     return _or_empty(gh, h), _or_empty(gw, h), _or_empty(gb, h)
 
 

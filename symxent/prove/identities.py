@@ -398,9 +398,12 @@ DISPLAY_ONLY = ("weighted_mean_divides_by_count",)
 # the decomposition identities of vocab-parallel cross-entropy (used by symxent.distributed) join the catalogue
 from .vocab_parallel import IDENTITIES as VOCAB_PARALLEL_IDENTITIES  # noqa: E402
 
-IDENTITIES = IDENTITIES + VOCAB_PARALLEL_IDENTITIES
+# ... and those of fused linear cross-entropy (used by symxent.functional.linear_cross_entropy)
+from .fused_linear import IDENTITIES as FUSED_LINEAR_IDENTITIES  # noqa: E402
+
+IDENTITIES = IDENTITIES + VOCAB_PARALLEL_IDENTITIES + FUSED_LINEAR_IDENTITIES
 # rows whose lhs/rhs strings are for display only (not in parse_formula syntax)
-DISPLAY_ONLY = DISPLAY_ONLY + tuple(identity.name for identity in VOCAB_PARALLEL_IDENTITIES)
+DISPLAY_ONLY = DISPLAY_ONLY + tuple(identity.name for identity in VOCAB_PARALLEL_IDENTITIES + FUSED_LINEAR_IDENTITIES)
 _BY_NAME = {identity.name: identity for identity in IDENTITIES}
 
 
