@@ -9,6 +9,8 @@ from symxent.distributed.launch import run_on_ranks
 
 ROWS, FEATURES, CLASSES = 13, 6, 11
 SHARDS = {2: (7, 4), 3: (5, 6, 0)}
+#: shards whose automatic chunk sizes would differ (each rank must run the same chunks)
+LARGE_SHARDS = {2: (70000, 40000)}
 CASES = [
     dict(reduction="mean"),
     dict(reduction="sum", label_smoothing=0.2, weighted=True),
@@ -69,3 +71,20 @@ def test_sharded_projection_equals_the_unfused_reference(world_size):
             values, nan_patterns = row[:4], row[4:]
             assert all(nan_patterns), (rank, case, row)
             assert max(values) < 1e-12, (rank, case, values)
+
+
+def _automatic_chunks_on_rank(rank, world_size):
+    from symxent.distributed import vocab_parallel_linear_cross_entropy
+
+    sizes = LARGE_SHARDS[world_size]
+    gen = torch.Generator().manual_seed(3)
+    h = torch.randn(120, 4, generator=gen)
+    W = torch.randn(sum(sizes), 4, generator=gen) * 0.1
+    t = torch.randint(0, sum(sizes), (120,), generator=gen)
+    lo, hi = sum(sizes[:rank]), sum(sizes[:rank + 1])
+    got = vocab_parallel_linear_cross_entropy(h, W[lo:hi], t)  # no chunk_size: derived from the largest shard
+    return float((got - F.cross_entropy(h @ W.T, t)).abs())
+
+
+def test_automatic_chunks_agree_across_uneven_shards():
+    assert max(run_on_ranks(_automatic_chunks_on_rank, 2)) < 1e-5

@@ -35,8 +35,9 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, h, w_shard, b_shard, t, weight, reduction, ignore_index, eps, cap, chunk, group):
         dist = torch.distributed
         classes = w_shard.shape[0]
-        sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size(group))]
-        dist.all_gather(sizes, torch.tensor([classes]), group=group)
+        device = h.device
+        sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(sizes, torch.tensor([classes], device=device), group=group)
         sizes = [int(s) for s in sizes]
         offset, total_classes = sum(sizes[:dist.get_rank(group)]), sum(sizes)
         keep = t != ignore_index
@@ -48,14 +49,14 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             total = keep.sum().to(torch.float64)
         else:  # each rank adds the weights of the targets it owns (none on an empty shard)
             local = (torch.where(owned, weight.to(torch.float64)[(safe - offset).clamp(0, classes - 1)], 0.0)
-                     if classes else torch.zeros(t.shape, dtype=torch.float64))
+                     if classes else torch.zeros(t.shape, dtype=torch.float64, device=device))
             total = local.sum()
             dist.all_reduce(total, group=group)
         wants = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
         row_scale = None
         if reduction != "none" and any(wants):
             share = 1.0 if reduction == "sum" else 1.0 / total
-            row_scale = torch.where(keep, torch.ones(t.shape, dtype=torch.float64) * share, 0.0)[:, None]
+            row_scale = torch.where(keep, torch.ones(t.shape, dtype=torch.float64, device=device) * share, 0.0)[:, None]
         w_work = None if weight is None else weight.to(work)
         kernel = _shard_row_kernel(w_work, eps, group)
         w3, b2, t2 = w_shard[:, None, :], (b_shard[:, None] if b_shard is not None else h.new_zeros(0)), t[:, None]
@@ -90,6 +91,9 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
                 torch.distributed.all_reduce(gh, group=group)
             grads = (gh, None if gw is None else gw[:, 0, :], None if gb is None else gb[:, 0])
         else:
+            if torch.is_grad_enabled():
+                raise RuntimeError("vocab_parallel_linear_cross_entropy: double backward (create_graph=True) is not "
+                                   "supported with reduction 'mean' or 'sum'")
             grads, ctx.grads = ctx.grads, None
             if grads is None:
                 raise RuntimeError("the backward of vocab_parallel_linear_cross_entropy can run once")
@@ -103,7 +107,7 @@ def vocab_parallel_linear_cross_entropy(input, linear_weight_shard, target, grou
     r"""``cross_entropy(input @ W.T + b, target)`` where rank ``r`` of ``group`` holds the classes
     ``o_r .. o_r + C_r - 1`` of ``W`` (``linear_weight_shard`` (C_r, D)), of ``b`` and of the class ``weight``
     (shards in rank order, sizes may differ). ``input`` (N, D) and the GLOBAL class indices ``target`` (N,) are the
-    same on every rank. Every rank returns the same loss; backward gives each rank the gradient of its shards and
+    same on every rank, and so is ``chunk_size`` when given (the default is derived from the largest shard). Every rank returns the same loss; backward gives each rank the gradient of its shards and
     the full gradient of ``input``. Neither the logits nor their shards exist in full: chunks of rows as in
     :func:`symxent.functional.linear_cross_entropy` (``softcap``, ``chunk_size`` alike), the exchange per row of
     :func:`vocab_parallel_cross_entropy`.
@@ -123,9 +127,11 @@ def vocab_parallel_linear_cross_entropy(input, linear_weight_shard, target, grou
     reduction = sem.check_reduction(reduction)
     eps = sem.label_smoothing_value(label_smoothing)
     cap = fused._softcap_value(softcap)
-    chunk = fused._chunk_rows(chunk_size, None) or fused.automatic_chunk_rows(input.shape[0],
-                                                                              linear_weight_shard.shape[0],
-                                                                              buffers=3 if cap else 2)
+    chunk = fused._chunk_rows(chunk_size, None)
+    if not chunk:  # every rank must run the same chunks (each runs collectives): size them by the largest shard
+        largest = torch.tensor([linear_weight_shard.shape[0]], device=input.device)
+        torch.distributed.all_reduce(largest, op=torch.distributed.ReduceOp.MAX, group=group)
+        chunk = fused.automatic_chunk_rows(input.shape[0], int(largest), buffers=3 if cap else 2)
     if weight is not None:
         if tuple(weight.shape) != (linear_weight_shard.shape[0],):
             raise RuntimeError(f"weight shard should be defined for the {linear_weight_shard.shape[0]} classes of this "

@@ -35,7 +35,8 @@ from .dispatch import kernel as generated_kernel
 CHUNK_BUDGET_BYTES = 32 << 20
 CHUNK_BACKENDS = ("c", "torch", "cuda")
 _HALF = (torch.float16, torch.bfloat16)
-#: user losses by key (a custom op takes strings, not objects): key -> (Loss, params)
+#: user losses by key (a custom op takes strings, not objects): key -> Loss; their parameter values travel in the
+#: op's ``options``, in the loss's parameter order, so a schedule of values registers nothing new
 _USER_LOSSES: dict = {}
 
 
@@ -122,8 +123,9 @@ def _backend(backend, input) -> str:
     return backend
 
 
-def _user_loss_key(loss, params, backend) -> str:
-    """Register a user's :class:`symxent.Loss` (and its parameter values) under a key the op can take."""
+def _user_loss(loss, params) -> tuple:
+    """``(key, values)``: a user's :class:`symxent.Loss` registered under a key the op can take, and its parameter
+    values in the loss's order."""
     if getattr(loss, "kind", None) != "row":
         raise TypeError(f"loss must be a row loss (symxent.Loss.from_formula / from_expr), got {loss!r}")
     params = {name: float(value) for name, value in dict(params or {}).items()}
@@ -132,10 +134,10 @@ def _user_loss_key(loss, params, backend) -> str:
     if missing or unknown:
         raise ValueError(f"loss {loss.name!r} takes the parameters {[p.name for p in loss.params]}; "
                          f"missing {missing}, unknown {unknown}")
-    text = repr((loss.name, str(loss.cases), sorted(params.items()), backend))
+    text = repr((loss.name, str(loss.cases), [p.name for p in loss.params]))
     key = f"user:{loss.name}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-    _USER_LOSSES.setdefault(key, (loss, params))
-    return key
+    _USER_LOSSES.setdefault(key, loss)
+    return key, [params[p.name] for p in loss.params]
 
 
 # --- the public function ---------------------------------------------------------------------------
@@ -164,6 +166,12 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
         raise TypeError("linear_cross_entropy takes torch tensors (input, linear_weight, target)")
     reduction = sem.check_reduction(reduction)
     num_classes, out_features = _check_shapes(input, linear_weight, linear_bias)
+    out_dtype = input.dtype
+    if torch.is_autocast_enabled(input.device.type):  # torch's policy: the projection in the autocast dtype,
+        low = torch.get_autocast_dtype(input.device.type)  # cross_entropy in float32
+        input, linear_weight = input.to(low), linear_weight.to(low)
+        linear_bias = linear_bias.to(low) if linear_bias is not None else None
+        out_dtype = torch.float32
     _check_dtypes_and_devices(input, linear_weight, linear_bias)
     backend = _backend(backend, input)
     batched = input.dim() == 2
@@ -171,7 +179,10 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     probability = tuple(target.shape) == logits_shape
     if probability and ignore_index is not None:
         raise RuntimeError("ignore_index cannot be specified when target contains probabilities")
-    ignore_index = -100 if ignore_index is None else int(ignore_index)
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"linear_cross_entropy(): argument 'ignore_index' must be int, not "
+                        f"{type(ignore_index).__name__}")
+    ignore_index = -100 if ignore_index is None else ignore_index
     if probability:
         layout = sem.probability_target_layout(logits_shape, target.dtype, ignore_index)
     else:
@@ -186,11 +197,11 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
         if probability or weight is not None or eps or z_scale:
             raise ValueError("linear_cross_entropy with loss=: index targets only, and no weight, label_smoothing or "
                              "lse_square_scale (write them into the loss's formula)")
-        kernel = _user_loss_key(loss, loss_params, backend)
+        kernel, scalars = _user_loss(loss, loss_params)
     else:
         if loss_params is not None:
             raise ValueError("loss_params is for a user loss (loss=...)")
-        kernel = "cross_entropy_prob" if probability else "cross_entropy"
+        kernel, scalars = ("cross_entropy_prob" if probability else "cross_entropy"), [eps, z_scale]
 
     positions = math.prod(out_features)
     h = input if batched else input.unsqueeze(0)
@@ -206,11 +217,15 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     if not chunk:
         chunk = automatic_chunk_rows(h.shape[0], num_classes, buffers=3 if cap else 2)
     wants = [torch.is_grad_enabled() and x is not None and x.requires_grad for x in (input, linear_weight, linear_bias)]
-    out = linear_cross_entropy_chunks(h, w3, b2, t, w, ignore_index, [eps, z_scale], cap, kernel, backend, chunk,
-                                      reduction, wants)[0]
+    retain = bool(getattr(options, "allow_retain_graph", False))
+    out = linear_cross_entropy_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, kernel, backend, chunk,
+                                      reduction, wants, retain)[0]
+    if probability:  # torch promotes with the target's (and the weight's) dtype
+        out_dtype = torch.promote_types(out_dtype, target.dtype)
+        out_dtype = torch.promote_types(out_dtype, weight.dtype) if weight is not None else out_dtype
     if reduction == "none":
-        return out.reshape(layout.out_shape).to(input.dtype)
-    return out.to(input.dtype)
+        return out.reshape(layout.out_shape).to(out_dtype)
+    return out.to(out_dtype)
 
 
 # --- the chunked computation -----------------------------------------------------------------------
@@ -218,21 +233,21 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
 def _row_kernel(kernel: str, backend: str):
     """``f(z, target_rows, weight, scalars, want_grad) -> (loss (R,), grad (R, C) or None)`` for one chunk."""
     if kernel.startswith("user:"):
-        user, params = _USER_LOSSES[kernel]
+        user = _USER_LOSSES[kernel]
         if backend == "cuda":
             from symxent.codegen.cuda.generate import compile_cuda_loss
-            return _cuda_row_kernel(compile_cuda_loss(user), params)
+            return _cuda_row_kernel(compile_cuda_loss(user), user=True)
         from symxent.codegen.driver import compile_loss
         fn = compile_loss(user, backend)
         if backend == "c":
-            def call(z, t, w, scalars, want_grad):
+            def call(z, t, w, params, want_grad):
                 loss, grad = fn(z.numpy(), t.numpy(), params, want_grad)
                 return torch.from_numpy(loss), None if grad is None else torch.from_numpy(grad)
             return call
-        return lambda z, t, w, scalars, want_grad: fn(z, t, params, want_grad)
+        return lambda z, t, w, params, want_grad: fn(z, t, params, want_grad)
     if backend == "cuda":
         from symxent.runtime.cuda import load_cuda_kernel
-        return _cuda_row_kernel(load_cuda_kernel(kernel), None)
+        return _cuda_row_kernel(load_cuda_kernel(kernel))
     fn = generated_kernel(kernel, backend)
     if backend == "c":
         def call(z, t, w, scalars, want_grad):
@@ -246,11 +261,10 @@ def _row_kernel(kernel: str, backend: str):
     return call
 
 
-def _cuda_row_kernel(cuda_kernel, params):
+def _cuda_row_kernel(cuda_kernel, user=False):
     """A chunk through the CUDA runtime: per-row loss, the gradient written into the chunk's logits buffer."""
     def call(z, t, w, scalars, want_grad):
-        options = dict(scalars if params is None else params)
-        result = cuda_kernel.forward(z, t, w if params is None else None, options=options, reduction="none",
+        result = cuda_kernel.forward(z, t, None if user else w, options=dict(scalars), reduction="none",
                                      want_grad=want_grad, inplace=True)
         return result.loss, result.grad
     return call
@@ -277,7 +291,10 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
     work = torch.float32 if h.dtype in _HALF else h.dtype
     losses = torch.zeros((rows, positions), dtype=work, device=h.device) if want_loss else None
     grads = row_scale is not None and any(wants)
-    grad_h = torch.zeros_like(h) if grads and wants[0] else None
+    half = h.dtype in _HALF
+    # half inputs: grad_h in float32, each chunk's g @ W scaled by the rows' shares only after the half matmul
+    # (g / N in float16 underflows before a loss scale could rescue it)
+    grad_h = torch.zeros(h.shape, dtype=work, device=h.device) if grads and wants[0] else None
     grad_w = torch.zeros(w3.shape, dtype=work, device=h.device) if grads and wants[1] else None
     grad_b = torch.zeros(b2.shape, dtype=work, device=h.device) if grads and wants[2] else None
     for p in range(positions):
@@ -305,23 +322,27 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
                 losses[lo:hi, p] = loss_rows
             if not grads:
                 continue
-            g = g.mul_(row_scale[lo:hi, p, None].to(work))
+            share = row_scale[lo:hi, p, None].to(work)
             if u is not None:
                 g.mul_(u.square_().neg_().add_(1))
+            if grad_h is not None and half:
+                grad_h[lo:hi] += torch.mm(g.to(h.dtype), wp).to(work).mul_(share)
+            g.mul_(share)
+            if grad_h is not None and not half:
+                grad_h[lo:hi].addmm_(g, wp)
             if grad_b is not None:
                 grad_b[:, p] += g.sum(0)
-            gm = g.to(h.dtype)
-            if grad_h is not None:
-                grad_h[lo:hi].addmm_(gm, wp)
             if grad_w is not None:
                 grad_w[:, p, :].addmm_(g.t(), hc.to(work))
-            del z, g, gm, u
+            del z, g, u
     return losses, grad_h, grad_w, grad_b
 
 
-def _scalars(options, reduction, probability, total, counted, user):
-    if user:
-        return {}
+def _scalars(options, reduction, probability, total, counted, kernel):
+    """The row kernel's scalar arguments by name: a user loss's parameters, or cross_entropy's options rescaled
+    for the reduction (:data:`symxent.semantics.KERNEL_OPTIONS`)."""
+    if kernel.startswith("user:"):
+        return {p.name: value for p, value in zip(_USER_LOSSES[kernel].params, options)}
     names = dict(zip(sem.KERNEL_OPTIONS, options))
     return sem.kernel_option_values(names, reduction, probability, total, counted)
 
@@ -329,11 +350,13 @@ def _scalars(options, reduction, probability, total, counted, user):
 @torch.library.custom_op("symxent::linear_cross_entropy", mutates_args=())
 def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w: Tensor, ignore_index: int,
                                 options: list[float], softcap: float, kernel: str, backend: str, chunk: int,
-                                reduction: str, wants: list[bool]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                                reduction: str, wants: list[bool],
+                                retain_graph: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(loss, grad_h, grad_w3, grad_b2)``: the reduced loss (or the rows (N, P) for ``none``) and, for ``mean`` /
     ``sum`` with ``wants``, the gradients for upstream 1 (empty where not computed). ``h`` (N, D), ``w3`` (C, P,
     D), ``b2`` (C, P) or empty, ``t`` (N, P) class indices or (N, C, P) probabilities, ``w`` (C,) class weights;
-    ``options`` in :data:`symxent.semantics.KERNEL_OPTIONS`' order, as given (rescaled here for ``mean``)."""
+    ``options`` in :data:`symxent.semantics.KERNEL_OPTIONS`' order, as given (rescaled here for ``mean``), or a user
+    loss's parameter values; ``retain_graph``: the backward keeps the gradients (torch's ``allow_retain_graph``)."""
     probability = t.dim() == 3
     user = kernel.startswith("user:")
     if not probability:  # before any work
@@ -341,7 +364,7 @@ def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w:
     keep, total, counted = _denominators(t, w, ignore_index, probability)
     if user and reduction == "mean":
         total = counted  # a user loss has no class weights: mean over the counted rows
-    scalars = _scalars(options, reduction, probability, total, counted, user)
+    scalars = _scalars(options, reduction, probability, total, counted, kernel)
     row_scale = None
     if reduction != "none" and any(wants):  # each row's share of the reduced loss; ignored rows 0
         share = 1.0 if reduction == "sum" else 1.0 / torch.as_tensor(total, dtype=torch.float64, device=h.device)
@@ -367,7 +390,7 @@ def linear_cross_entropy_backward(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, 
     """``reduction="none"``'s backward: the chunks again, each row's gradient scaled by ``grad_rows`` (N, P)."""
     probability = t.dim() == 3
     keep, _, _ = _denominators(t, w, ignore_index, probability)
-    scalars = _scalars(options, "none", probability, 1.0, 1, kernel.startswith("user:"))
+    scalars = _scalars(options, "none", probability, 1.0, 1, kernel)
     scale = grad_rows if keep is None else grad_rows * keep
     _, gh, gw, gb = run_chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, _row_kernel(kernel, backend), chunk,
                                scale, wants, False)
@@ -379,11 +402,11 @@ def _or_empty(value, like):
 
 
 @linear_cross_entropy_chunks.register_fake
-def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, reduction, wants):
+def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, reduction, wants, retain_graph):
     work = torch.float32 if h.dtype in _HALF else h.dtype
     out = h.new_empty((h.shape[0], w3.shape[1]) if reduction == "none" else (), dtype=work)
     grads = reduction != "none"
-    return (out, h.new_empty(h.shape if grads and wants[0] else (0,)),
+    return (out, h.new_empty(h.shape if grads and wants[0] else (0,), dtype=work),
             h.new_empty(w3.shape if grads and wants[1] else (0,), dtype=work),
             h.new_empty(b2.shape if grads and wants[2] else (0,), dtype=work))
 
@@ -391,19 +414,20 @@ def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, r
 @linear_cross_entropy_backward.register_fake
 def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, grad_rows, wants):
     work = torch.float32 if h.dtype in _HALF else h.dtype
-    return (h.new_empty(h.shape if wants[0] else (0,)), h.new_empty(w3.shape if wants[1] else (0,), dtype=work),
+    return (h.new_empty(h.shape if wants[0] else (0,), dtype=work),
+            h.new_empty(w3.shape if wants[1] else (0,), dtype=work),
             h.new_empty(b2.shape if wants[2] else (0,), dtype=work))
 
 
 def _setup_context(ctx, inputs, output):
-    h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, reduction, wants = inputs
-    ctx.reduction, ctx.wants = reduction, wants
+    h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, reduction, wants, retain_graph = inputs
+    ctx.reduction, ctx.wants, ctx.retain_graph = reduction, wants, retain_graph
     ctx.call = (ignore_index, options, softcap, kernel, backend, chunk)
     ctx.mark_non_differentiable(*output[1:])  # else autograd would hand backward zeros of their size
     ctx.set_materialize_grads(False)
     if reduction == "none":
         ctx.save_for_backward(h, w3, b2, t, w)
-    else:  # the gradients, computed by the forward pass: backward scales them in place, once
+    else:  # the gradients, computed by the forward pass: backward scales them (in place, once, unless retain_graph)
         ctx.grads = list(output[1:])
 
 
@@ -412,14 +436,21 @@ def _backward(ctx, grad_out, *unused):
         h, w3, b2, t, w = ctx.saved_tensors
         gh, gw, gb = linear_cross_entropy_backward(h, w3, b2, t, w, *ctx.call, grad_out.contiguous(), ctx.wants)
     else:
+        if torch.is_grad_enabled():
+            raise RuntimeError("symxent's linear_cross_entropy: double backward (create_graph=True) is not supported "
+                               "with reduction 'mean' or 'sum' (its gradients are computed in the forward pass)")
         grads = getattr(ctx, "grads", None)
         if grads is None:
             raise RuntimeError("the backward of symxent's linear_cross_entropy can run once (its gradients, computed "
-                               "in the forward pass, are scaled in place)")
-        ctx.grads = None
-        gh, gw, gb = (g.mul_(grad_out.to(g.dtype)) if g.numel() else g for g in grads)
+                               "in the forward pass, are scaled in place); pass options=torch.nn."
+                               "LinearCrossEntropyOptions(allow_retain_graph=True) to keep them for retain_graph=True")
+        if ctx.retain_graph:
+            gh, gw, gb = (g * grad_out.to(g.dtype) if g.numel() else g for g in grads)
+        else:
+            ctx.grads = None
+            gh, gw, gb = (g.mul_(grad_out.to(g.dtype)) if g.numel() else g for g in grads)
     out = [gh if ctx.wants[0] else None, gw if ctx.wants[1] else None, gb if ctx.wants[2] else None]
-    return (*out,) + (None,) * 10
+    return (*out,) + (None,) * 11
 
 
 linear_cross_entropy_chunks.register_autograd(_backward, setup_context=_setup_context)
