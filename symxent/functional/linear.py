@@ -31,7 +31,8 @@ from torch import Tensor
 from .. import semantics as sem
 from .dispatch import kernel as generated_kernel
 
-#: the default bytes of one chunk's float32 buffers (logits, their gradient, the soft-capped logits)
+#: the default bytes of one chunk's two float32 buffers, its logits and their gradient (soft-capping adds a third:
+#: the chunk keeps its rows, as fewer rows make the matmuls slower)
 CHUNK_BUDGET_BYTES = 32 << 20
 CHUNK_BACKENDS = ("c", "torch", "cuda")
 _HALF = (torch.float16, torch.bfloat16)
@@ -215,7 +216,7 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     w = (torch.ones(num_classes, dtype=work, device=input.device) if weight is None
          else weight.detach().to(device=input.device, dtype=work))
     if not chunk:
-        chunk = automatic_chunk_rows(h.shape[0], num_classes, buffers=3 if cap else 2)
+        chunk = automatic_chunk_rows(h.shape[0], num_classes)
     wants = [torch.is_grad_enabled() and x is not None and x.requires_grad for x in (input, linear_weight, linear_bias)]
     retain = bool(getattr(options, "allow_retain_graph", False))
     out = linear_cross_entropy_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, kernel, backend, chunk,
@@ -297,19 +298,26 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
     grad_h = torch.zeros(h.shape, dtype=work, device=h.device) if grads and wants[0] else None
     grad_w = torch.zeros(w3.shape, dtype=work, device=h.device) if grads and wants[1] else None
     grad_b = torch.zeros(b2.shape, dtype=work, device=h.device) if grads and wants[2] else None
+    # the chunk's buffers, allocated once (fresh ones per chunk fragment the heap: peak memory varied by a third)
+    shape = (min(chunk, rows), w3.shape[0])
+    logits = torch.empty(shape, dtype=work, device=h.device)
+    capped = torch.empty(shape, dtype=work, device=h.device) if cap else None
     for p in range(positions):
         wp = w3[:, p, :]
         for lo in range(0, rows, chunk):
             hi = min(rows, lo + chunk)
             hc = h[lo:hi]
-            z = torch.mm(hc, wp.t())
+            z = logits[:hi - lo]
+            if h.dtype == work:
+                torch.mm(hc, wp.t(), out=z)
+            else:  # the projection in the input's dtype (as torch's), then float32
+                z.copy_(torch.mm(hc, wp.t()))
             if b2.numel():
                 z += b2[:, p]
-            z = z.to(work).contiguous()
             u = None
-            if cap:
+            if cap:  # z <- s tanh(z / s); u = tanh(z / s) kept for the factor 1 - u^2 of the gradient
                 u = z.div_(cap).tanh_()
-                z = u * cap
+                z = torch.mul(u, cap, out=capped[:hi - lo])
             if probability:
                 target = t[lo:hi, :, p].to(work).contiguous()
             else:
@@ -323,8 +331,8 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
             if not grads:
                 continue
             share = row_scale[lo:hi, p, None].to(work)
-            if u is not None:
-                g.mul_(u.square_().neg_().add_(1))
+            if u is not None:  # g (1 - u^2) = g - g u^2, in place (two passes, no temporary)
+                g.addcmul_(g, u.square_(), value=-1)
             if grad_h is not None and half:
                 grad_h[lo:hi] += torch.mm(g.to(h.dtype), wp).to(work).mul_(share)
             g.mul_(share)
