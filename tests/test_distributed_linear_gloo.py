@@ -88,3 +88,20 @@ def _automatic_chunks_on_rank(rank, world_size):
 
 def test_automatic_chunks_agree_across_uneven_shards():
     assert max(run_on_ranks(_automatic_chunks_on_rank, 2)) < 1e-5
+
+
+def _one_rank_never_arrives(rank, world_size):
+    import time
+
+    import torch.distributed as dist
+
+    if rank == 0:
+        dist.all_reduce(torch.ones(1))  # waits for rank 1, which is stuck elsewhere
+    else:
+        time.sleep(120)
+    return rank
+
+
+def test_a_collective_mismatch_times_out_instead_of_hanging():
+    with pytest.raises(TimeoutError, match="did not finish"):
+        run_on_ranks(_one_rank_never_arrives, 2, timeout=10)

@@ -30,15 +30,29 @@ def _entry(rank, world_size, workdir, function, args):
         pickle.dump(result, out)
 
 
-def run_on_ranks(function, world_size: int, *args) -> list:
-    """``[function(rank, world_size, *args) for each rank]``, each rank in its own gloo process."""
+#: seconds the ranks may take together before they are killed (a collective that some rank never joins hangs)
+TIMEOUT = 600
+
+
+def run_on_ranks(function, world_size: int, *args, timeout: float = TIMEOUT) -> list:
+    """``[function(rank, world_size, *args) for each rank]``, each rank in its own gloo process; ``TimeoutError``
+    (the ranks killed) after ``timeout`` seconds."""
+    import time
+
     import torch.multiprocessing as mp
 
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
     with tempfile.TemporaryDirectory(prefix="symxent-gloo-") as workdir:
-        mp.start_processes(_entry, args=(world_size, workdir, function, args), nprocs=world_size, join=True,
-                           start_method="spawn")
+        context = mp.start_processes(_entry, args=(world_size, workdir, function, args), nprocs=world_size,
+                                     join=False, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        while not context.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                for process in context.processes:
+                    process.kill()
+                raise TimeoutError(f"{function.__name__} on {world_size} gloo ranks did not finish within "
+                                   f"{timeout:g} s (a collective that some rank never reached?); the ranks were killed")
         results = []
         for rank in range(world_size):
             with open(os.path.join(workdir, f"rank{rank}.pickle"), "rb") as result:
