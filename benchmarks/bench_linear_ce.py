@@ -97,7 +97,7 @@ def table(rows, features, classes, dtype, with_options, repeat):
 
     element = 2 if dtype in ("bfloat16", "float16") else 4
     unavoidable = (rows * features + classes * features) * element / 2**20
-    chunk = automatic_chunk_rows(rows, classes)
+    chunk = automatic_chunk_rows(rows, classes, features)
     chunk_mb = chunk * classes * 4 * (3 if with_options else 2) / 2**20
     title = f"({rows}, {features}, {classes}) {dtype}{' + options' if with_options else ''}"
     print(f"\n### {title}: unavoidable gradients {unavoidable:.0f} MB, one chunk ({chunk} rows) {chunk_mb:.0f} MB\n")

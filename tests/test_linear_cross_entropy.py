@@ -285,6 +285,10 @@ def test_probability_targets_refuse_ignore_index_and_a_weight_needs_no_grad():
 
 def test_automatic_chunk_rows():
     assert automatic_chunk_rows(4096, 32000) == 128  # 32 MiB / (2 buffers x 4 bytes x 32000) = 131 -> 128
+    # a quarter of 4 x (4096 + 32000) x 1024 bytes = 36,962,304 (more than 32 MiB) / (2 x 4 x 32000) = 144.4 -> 144
+    assert automatic_chunk_rows(4096, 32000, 1024) == 144
+    # (8192, 2048, 50257): a quarter of 4 x (8192 + 50257) x 2048 bytes = 119.7 MB / (2 x 4 x 50257) = 297 -> 296
+    assert automatic_chunk_rows(8192, 50257, 2048) == 296
     assert automatic_chunk_rows(10, 32000) == 10
     assert automatic_chunk_rows(4096, 1 << 26) == 1
     assert automatic_chunk_rows(0, 5) == 1

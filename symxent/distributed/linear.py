@@ -131,7 +131,7 @@ def vocab_parallel_linear_cross_entropy(input, linear_weight_shard, target, grou
     if not chunk:  # every rank must run the same chunks (each runs collectives): size them by the largest shard
         largest = torch.tensor([linear_weight_shard.shape[0]], device=input.device)
         torch.distributed.all_reduce(largest, op=torch.distributed.ReduceOp.MAX, group=group)
-        chunk = fused.automatic_chunk_rows(input.shape[0], int(largest))
+        chunk = fused.automatic_chunk_rows(input.shape[0], int(largest), input.shape[1])
     if weight is not None:
         if tuple(weight.shape) != (linear_weight_shard.shape[0],):
             raise RuntimeError(f"weight shard should be defined for the {linear_weight_shard.shape[0]} classes of this "

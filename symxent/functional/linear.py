@@ -10,12 +10,12 @@ of the whole loss: the catalogue's rows ``linear_logits_chain_rule`` (one row, s
 features) and ``shard_sum_partition`` (a sum over rows is the sum over chunks of any sizes), with ``mean``'s
 ``1/W`` a constant of the chunks, computed from the targets before the first one runs. Under ``mean`` and
 ``sum`` the forward pass computes the gradients and the backward pass only scales them by ``grad_output``
-(in place: the backward can run once); under ``none`` the backward recomputes the chunks with the
-per-row ``grad_output``.
+(in place: the backward runs once, unless torch's ``options.allow_retain_graph``; double backward is refused);
+under ``none`` the backward recomputes the chunks with the per-row ``grad_output``.
 
 Memory beyond the inputs and the gradients: one chunk's buffers (its logits and their gradient, in float32;
-one more with soft-capping), ``chunk_size`` rows of them, chosen from N, C, D and :data:`CHUNK_BUDGET_BYTES`
-when not given. The row kernel per backend: ``"c"`` (CPU tensors, the generated C kernel through NumPy views,
+one more with soft-capping), ``chunk_size`` rows of them, chosen from N, C and :data:`CHUNK_BUDGET_BYTES`
+when not given (:func:`automatic_chunk_rows`). The row kernel per backend: ``"c"`` (CPU tensors, the generated C kernel through NumPy views,
 the default on CPU), ``"torch"`` (the generated torch kernel, any device), ``"cuda"`` (CUDA tensors, the
 generated CUDA kernel, the default there). Everything runs inside torch custom ops
 (``symxent::linear_cross_entropy`` and its ``_backward``), so ``torch.compile(fullgraph=True)`` traces it.
@@ -34,6 +34,9 @@ from .dispatch import kernel as generated_kernel
 #: the default bytes of one chunk's two float32 buffers, its logits and their gradient (soft-capping adds a third:
 #: the chunk keeps its rows, as fewer rows make the matmuls slower)
 CHUNK_BUDGET_BYTES = 32 << 20
+#: ... or this share of the float32 gradients' bytes (N D + C D), when larger: big problems get rows enough for
+#: efficient matmuls (80 rows at C = 50257 ran 1.1x the unfused reference; torch's chunked path takes ~300)
+GRADIENT_SHARE = 0.25
 CHUNK_BACKENDS = ("c", "torch", "cuda")
 _HALF = (torch.float16, torch.bfloat16)
 #: user losses by key (a custom op takes strings, not objects): key -> Loss; their parameter values travel in the
@@ -101,9 +104,11 @@ def _chunk_rows(chunk_size, options) -> int:
     return chunk_size
 
 
-def automatic_chunk_rows(rows: int, classes: int, buffers: int = 2, budget: int = CHUNK_BUDGET_BYTES) -> int:
-    """Rows per chunk: as many as fit ``buffers`` float32 ``(rows, classes)`` buffers in ``budget`` bytes
-    (at least 1, at most ``rows``), rounded down to a multiple of 8 when that leaves at least 8."""
+def automatic_chunk_rows(rows: int, classes: int, features: int = 0, buffers: int = 2) -> int:
+    """Rows per chunk: as many as fit ``buffers`` float32 ``(rows, classes)`` buffers in the budget, the larger of
+    :data:`CHUNK_BUDGET_BYTES` and :data:`GRADIENT_SHARE` of the float32 gradients of the input and the weight
+    (at least 1 row, at most ``rows``), rounded down to a multiple of 8 when that leaves at least 8."""
+    budget = max(CHUNK_BUDGET_BYTES, int(GRADIENT_SHARE * 4 * (rows + classes) * features))
     fit = max(1, budget // (4 * max(classes, 1) * buffers))
     if fit >= 8:
         fit -= fit % 8
@@ -216,7 +221,7 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     w = (torch.ones(num_classes, dtype=work, device=input.device) if weight is None
          else weight.detach().to(device=input.device, dtype=work))
     if not chunk:
-        chunk = automatic_chunk_rows(h.shape[0], num_classes)
+        chunk = automatic_chunk_rows(h.shape[0], num_classes, h.shape[1])
     wants = [torch.is_grad_enabled() and x is not None and x.requires_grad for x in (input, linear_weight, linear_bias)]
     retain = bool(getattr(options, "allow_retain_graph", False))
     out = linear_cross_entropy_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, kernel, backend, chunk,
