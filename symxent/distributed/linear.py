@@ -14,8 +14,9 @@ import torch
 
 from .. import semantics as sem
 from ..functional import linear as fused
+from ..functional.torch_ops import work_dtype
 from .autograd import Options, VocabParallelCrossEntropy
-from .cross_entropy import _check_process_group
+from .cross_entropy import _check_process_group, _check_weight_shard
 
 
 def _shard_row_kernel(weight, eps, group):
@@ -28,6 +29,19 @@ def _shard_row_kernel(weight, eps, group):
         grad = torch.autograd.grad(loss, z, torch.ones_like(loss))[0] if want_grad else None
         return loss.detach(), grad
     return call
+
+
+def _shard_chunks(h, w_shard, b_shard, t, weight, ignore_index, eps, cap, chunk, group, row_scale, wants, want_loss):
+    """The chunks over this rank's shard: ``(row losses (N,) or None, (grad_h, grad_w_shard, grad_b_shard))``, the
+    input's gradient summed over the ranks (it sums over all classes)."""
+    w_work = None if weight is None else weight.to(work_dtype(h.dtype))
+    b2 = b_shard[:, None] if b_shard is not None else h.new_zeros(0)
+    losses, gh, gw, gb = fused.run_chunks(h, w_shard[:, None, :], b2, t[:, None], None, ignore_index, {}, cap,
+                                          _shard_row_kernel(w_work, eps, group), chunk, row_scale, wants, want_loss)
+    if gh is not None:
+        torch.distributed.all_reduce(gh, group=group)
+    grads = (gh, None if gw is None else gw[:, 0, :], None if gb is None else gb[:, 0])
+    return (None if losses is None else losses[:, 0]), grads
 
 
 class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
@@ -43,7 +57,6 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         keep = t != ignore_index
         sem.check_targets(torch, t, total_classes, ~keep)
         safe = torch.where(keep, t, 0)
-        work = torch.float32 if h.dtype in (torch.float16, torch.bfloat16) else h.dtype
         owned = keep & (safe >= offset) & (safe < offset + classes)
         if weight is None:
             total = keep.sum().to(torch.float64)
@@ -57,16 +70,9 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         if reduction != "none" and any(wants):
             share = 1.0 if reduction == "sum" else 1.0 / total
             row_scale = torch.where(keep, torch.ones(t.shape, dtype=torch.float64, device=device) * share, 0.0)[:, None]
-        w_work = None if weight is None else weight.to(work)
-        kernel = _shard_row_kernel(w_work, eps, group)
-        w3, b2, t2 = w_shard[:, None, :], (b_shard[:, None] if b_shard is not None else h.new_zeros(0)), t[:, None]
-        losses, gh, gw, gb = fused.run_chunks(h, w3, b2, t2, None, ignore_index, {}, cap, kernel, chunk, row_scale,
-                                              wants, True)
-        if gh is not None:
-            dist.all_reduce(gh, group=group)  # the input gradient sums over all classes: over the ranks
-        ctx.reduction, ctx.wants, ctx.total = reduction, wants, total
-        ctx.grads = (gh, None if gw is None else gw[:, 0, :], None if gb is None else gb[:, 0])
-        losses = losses[:, 0]
+        losses, ctx.grads = _shard_chunks(h, w_shard, b_shard, t, weight, ignore_index, eps, cap, chunk, group,
+                                          row_scale, wants, True)
+        ctx.reduction, ctx.wants = reduction, wants
         if reduction == "none":
             ctx.call = (ignore_index, eps, cap, chunk, group, b_shard is not None, weight is not None)
             ctx.save_for_backward(h, w_shard, b_shard if b_shard is not None else h.new_zeros(0), t,
@@ -80,16 +86,10 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         if ctx.reduction == "none":
             h, w_shard, b_shard, t, weight = ctx.saved_tensors
             ignore_index, eps, cap, chunk, group, has_bias, has_weight = ctx.call
-            keep = t != ignore_index
-            scale = torch.where(keep, grad_out, 0)[:, None]
-            work = torch.float32 if h.dtype in (torch.float16, torch.bfloat16) else h.dtype
-            w_work = weight.to(work) if has_weight else None  # as in forward: an empty shard's weight is not None
-            w3, b2 = w_shard[:, None, :], (b_shard[:, None] if has_bias else h.new_zeros(0))
-            _, gh, gw, gb = fused.run_chunks(h, w3, b2, t[:, None], None, ignore_index, {}, cap,
-                                             _shard_row_kernel(w_work, eps, group), chunk, scale, ctx.wants, False)
-            if gh is not None:
-                torch.distributed.all_reduce(gh, group=group)
-            grads = (gh, None if gw is None else gw[:, 0, :], None if gb is None else gb[:, 0])
+            scale = torch.where(t != ignore_index, grad_out, 0)[:, None]
+            # as in forward: an empty shard's bias and weight are empty tensors, not None
+            _, grads = _shard_chunks(h, w_shard, b_shard if has_bias else None, t, weight if has_weight else None,
+                                     ignore_index, eps, cap, chunk, group, scale, ctx.wants, False)
         else:
             if torch.is_grad_enabled():
                 raise RuntimeError("vocab_parallel_linear_cross_entropy: double backward (create_graph=True) is not "
@@ -107,8 +107,9 @@ def vocab_parallel_linear_cross_entropy(input, linear_weight_shard, target, grou
     r"""``cross_entropy(input @ W.T + b, target)`` where rank ``r`` of ``group`` holds the classes
     ``o_r .. o_r + C_r - 1`` of ``W`` (``linear_weight_shard`` (C_r, D)), of ``b`` and of the class ``weight``
     (shards in rank order, sizes may differ). ``input`` (N, D) and the GLOBAL class indices ``target`` (N,) are the
-    same on every rank, and so is ``chunk_size`` when given (the default is derived from the largest shard). Every rank returns the same loss; backward gives each rank the gradient of its shards and
-    the full gradient of ``input``. Neither the logits nor their shards exist in full: chunks of rows as in
+    same on every rank, and so is ``chunk_size`` when given (the default is derived from the largest shard). Every
+    rank returns the same loss; backward gives each rank the gradient of its shards and the full gradient of
+    ``input``. Neither the logits nor their shards exist in full: chunks of rows as in
     :func:`symxent.functional.linear_cross_entropy` (``softcap``, ``chunk_size`` alike), the exchange per row of
     :func:`vocab_parallel_cross_entropy`.
     """
@@ -132,11 +133,7 @@ def vocab_parallel_linear_cross_entropy(input, linear_weight_shard, target, grou
         largest = torch.tensor([linear_weight_shard.shape[0]], device=input.device)
         torch.distributed.all_reduce(largest, op=torch.distributed.ReduceOp.MAX, group=group)
         chunk = fused.automatic_chunk_rows(input.shape[0], int(largest), input.shape[1])
-    if weight is not None:
-        if tuple(weight.shape) != (linear_weight_shard.shape[0],):
-            raise RuntimeError(f"weight shard should be defined for the {linear_weight_shard.shape[0]} classes of this "
-                               f"rank's shard but got weight tensor of shape: {list(weight.shape)}")
-        sem.check_differentiable("cross_entropy", None, weight=weight)
+    _check_weight_shard(weight, linear_weight_shard.shape[0], input.dtype)
     out = _VocabParallelLinearCrossEntropy.apply(input, linear_weight_shard, linear_bias_shard, target, weight,
                                                  reduction, int(ignore_index), eps, cap, chunk, group)
     return out.to(input.dtype)

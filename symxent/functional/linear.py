@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .. import semantics as sem
 from .dispatch import kernel as generated_kernel
+from .torch_ops import work_dtype
 
 #: the default bytes of one chunk's two float32 buffers, its logits and their gradient (soft-capping adds a third:
 #: the chunk keeps its rows, as fewer rows make the matmuls slower)
@@ -217,7 +218,7 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
         t = target.reshape(h.shape[0], num_classes, positions)
     else:
         t = target.reshape(h.shape[0], positions).to(torch.int64)  # its range is checked in the op (data-dependent)
-    work = torch.float32 if input.dtype in _HALF else input.dtype
+    work = work_dtype(input.dtype)
     w = (torch.ones(num_classes, dtype=work, device=input.device) if weight is None
          else weight.detach().to(device=input.device, dtype=work))
     if not chunk:
@@ -294,7 +295,7 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
     ``(grad_h, grad_w3, grad_b2)`` of ``sum(row_scale * loss_rows)`` (None where not ``wants``)."""
     rows, positions = h.shape[0], w3.shape[1]
     probability = t.dim() == 3
-    work = torch.float32 if h.dtype in _HALF else h.dtype
+    work = work_dtype(h.dtype)
     losses = torch.zeros((rows, positions), dtype=work, device=h.device) if want_loss else None
     grads = row_scale is not None and any(wants)
     half = h.dtype in _HALF
@@ -416,7 +417,7 @@ def _or_empty(value, like):
 
 @linear_cross_entropy_chunks.register_fake
 def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, reduction, wants, retain_graph):
-    work = torch.float32 if h.dtype in _HALF else h.dtype
+    work = work_dtype(h.dtype)
     out = h.new_empty((h.shape[0], w3.shape[1]) if reduction == "none" else (), dtype=work)
     grads = reduction != "none"
     return (out, h.new_empty(h.shape if grads and wants[0] else (0,), dtype=work),
@@ -426,7 +427,7 @@ def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, r
 
 @linear_cross_entropy_backward.register_fake
 def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, grad_rows, wants):
-    work = torch.float32 if h.dtype in _HALF else h.dtype
+    work = work_dtype(h.dtype)
     return (h.new_empty(h.shape if wants[0] else (0,), dtype=work),
             h.new_empty(w3.shape if wants[1] else (0,), dtype=work),
             h.new_empty(b2.shape if wants[2] else (0,), dtype=work))

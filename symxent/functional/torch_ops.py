@@ -195,7 +195,7 @@ log_softmax_rows, log_softmax_rows_backward = _softmax_like_ops("log_softmax")
 
 # --- pipelines: semantics around the ops --------------------------------------------------------------
 
-def _work_dtype(dtype):
+def work_dtype(dtype):
     """float32/float64 run as given; float16/bfloat16 run in float32 (autograd rounds the gradient once)."""
     sem.compute_dtype(dtype)  # raises for non-floating dtypes
     return torch.float32 if dtype in _HALF_TYPES else dtype
@@ -210,7 +210,7 @@ def class_loss(spec, input, target, weight):
     layout, reduction, ignore_index = spec.layout, spec.reduction, spec.ignore_index
     sem.check_differentiable(spec.function, target if layout.probability else None, weight=weight)
     dtype = torch.promote_types(input.dtype, target.dtype) if layout.probability else input.dtype
-    work = _work_dtype(dtype)
+    work = work_dtype(dtype)
     classes, want_grad = layout.num_classes, _want_grad(input)
     z = sem.class_rows(torch, input.to(work))
     w = torch.ones(classes, dtype=work, device=input.device) if weight is None else weight.to(work)
@@ -237,7 +237,7 @@ def class_loss(spec, input, target, weight):
 
 def softmax_like(name, input, dim):
     """softmax / log_softmax along ``dim`` on tensors."""
-    work = _work_dtype(input.dtype)
+    work = work_dtype(input.dtype)
     rows = sem.last_dim_rows(torch, input.to(work), dim)
     op = softmax_rows if name == "softmax" else log_softmax_rows
     return sem.from_last_dim_rows(torch, op(rows), input.shape, dim).to(input.dtype)
@@ -252,7 +252,7 @@ def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
     name, shape = spec.kernel, spec.shape
     sem.check_differentiable(spec.function, target, weight=weight, pos_weight=pos_weight)
     dtype = torch.promote_types(input.dtype, target.dtype)
-    work, want_grad = _work_dtype(dtype), _want_grad(input)
+    work, want_grad = work_dtype(dtype), _want_grad(input)
     x, t = _flat(input, shape, work), _flat(target, shape, work)
     if name == "kl_div":
         loss, _ = kl_div_elements(x, t, spec.log_target, want_grad)
