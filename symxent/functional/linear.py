@@ -278,15 +278,15 @@ def _cuda_row_kernel(cuda_kernel, user=False):
 
 
 def _denominators(t, w, ignore_index, probability):
-    """``(mask (N, P) or None, W, counted)``: the rows that count, the summed weight of their targets (``mean``'s
-    divisor for index targets) and their number."""
+    """``(mask (N, P) or None, W, counted)``: the rows that count (None: all), the summed weight of their targets
+    (``mean``'s divisor for index targets) and their number; torch's IndexError for a target out of range
+    (:func:`symxent.semantics.index_rows`)."""
     if probability:
         rows = t.shape[0] * t.shape[2]
         return None, float(rows), rows
-    keep = t != ignore_index
-    safe = torch.where(keep, t, 0)
-    total = torch.where(keep, w[safe], 0).sum(dtype=torch.float64)
-    return keep, total, keep.sum()
+    _, ignored, row_weight = sem.index_rows(torch, t, w.shape[0], ignore_index, w)
+    total = row_weight.sum(dtype=torch.float64)
+    return (None, total, t.numel()) if ignored is None else (~ignored, total, (~ignored).sum())
 
 
 def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, row_scale, wants, want_loss):
@@ -373,9 +373,7 @@ def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w:
     loss's parameter values; ``retain_graph``: the backward keeps the gradients (torch's ``allow_retain_graph``)."""
     probability = t.dim() == 3
     user = kernel.startswith("user:")
-    if not probability:  # before any work
-        sem.check_targets(torch, t, w3.shape[0], t == ignore_index)
-    keep, total, counted = _denominators(t, w, ignore_index, probability)
+    keep, total, counted = _denominators(t, w, ignore_index, probability)  # checks the targets, before any work
     if user and reduction == "mean":
         total = counted  # a user loss has no class weights: mean over the counted rows
     scalars = _scalars(options, reduction, probability, total, counted, kernel)
