@@ -164,6 +164,12 @@ class ClassLossSpec:
         """The ``torch.nn.functional`` name: ``nll_loss`` or ``cross_entropy``."""
         return "nll_loss" if self.kernel == "nll" else "cross_entropy"
 
+    def no_class_row_loss(self) -> float:
+        """Each row's loss when there are no classes: 0 (an empty sum), or NaN for index targets with label
+        smoothing, as torch's ``label_smoothing / C`` times the empty sum (``inf * 0``) on every row."""
+        smoothing = dict(self.options).get("label_smoothing", 0.0)
+        return float("nan") if smoothing > 0 and not self.layout.probability else 0.0
+
     def kernel_options(self) -> dict:
         """The kernel's scalar options by name, as the caller gave them (see :func:`kernel_option_values`)."""
         return dict(self.options)
@@ -281,7 +287,8 @@ def class_rows(xp, x):
         return contiguous(x.reshape(1, -1))
     if x.ndim == 2:
         return contiguous(x)
-    return contiguous(xp.moveaxis(x, 1, -1).reshape(-1, x.shape[1]))
+    rows = x.shape[0] * math.prod(x.shape[2:])  # explicit: -1 is ambiguous when there are no classes
+    return contiguous(xp.moveaxis(x, 1, -1).reshape(rows, x.shape[1]))
 
 
 def from_class_rows(xp, rows, input_shape):
@@ -311,6 +318,8 @@ def index_rows(xp, target, num_classes, ignore_index, weight):
     if not any_ignored:
         return target, None, weight[target]
     safe = xp.where(ignored, 0, target)
+    if num_classes == 0:  # every row ignored (any other target is out of bounds): no class to look up
+        return safe, ignored, xp.zeros_like(target, dtype=weight.dtype)
     return safe, ignored, xp.where(ignored, 0, weight[safe])
 
 
@@ -476,10 +485,20 @@ def kernel_option_values(options: dict, reduction, probability, total_weight, co
 # --- reductions -------------------------------------------------------------------------------
 
 def reduce_loss(loss, reduction, denominator, out_shape):
-    """``none``: reshaped to ``out_shape``; ``sum``; ``mean``: sum / ``denominator`` (0/0 gives NaN)."""
+    """``none``: reshaped to ``out_shape``; ``sum``; ``mean``: sum / ``denominator``, NaN when ``denominator`` is 0
+    (as torch: its ``0/0``, and with label smoothing ``NaN + inf``), the gradient NaN too (a tensor denominator:
+    the sum is multiplied by ``NaN`` instead of ``1/0 = inf``, which would give ``+-inf`` gradients)."""
     if reduction == "none":
         return loss.reshape(out_shape)
     total = loss.sum()
     if reduction == "sum":
         return total
+    if hasattr(denominator, "where"):  # a tensor
+        return total * (1 / denominator).where(denominator != 0, float("nan"))
     return total / denominator
+
+
+def probability_mean_denominator(layout: ClassLayout) -> float:
+    """What ``mean`` divides probability-target cross-entropy by: torch's ``input.numel() / C``, the number of
+    rows, or NaN (``0/0``) when there are no classes."""
+    return layout.rows if layout.num_classes else float("nan")

@@ -114,10 +114,15 @@ def _softmax_like(name, input, dim, dtype, backend, return_grad, grad_output):
     backend = resolve_backend(backend, input)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
     (input,) = _arrays(backend, input)
-    if dtype is not None:
+    input_dtype = input.dtype
+    if dtype is not None:  # the output in dtype; the gradient (autograd's through .to on tensors) in the input's
         input = input.to(dtype) if backend in TENSOR_BACKENDS else input.astype(dtype)
     dim = sem.softmax_dim(dim, input.ndim)
-    return _implementation(backend).softmax_like(name, input, dim, **kwargs)
+    result = _implementation(backend).softmax_like(name, input, dim, **kwargs)
+    if return_grad:
+        out, grad = result
+        return out, grad.astype(input_dtype, copy=False)
+    return result
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend=None, return_grad=False, grad_output=None):

@@ -66,7 +66,7 @@ def _reduce(loss, reduction, denominator, out_shape, folded, dtype):
         return loss.reshape(out_shape).astype(dtype, copy=False)
     total = loss.sum()
     if reduction == "mean":
-        if denominator == 0:
+        if denominator == 0 or denominator != denominator:  # 0/0 (or torch's numel / C with no classes)
             total = np.nan
         elif folded is None:
             total = total / loss.dtype.type(denominator)
@@ -103,7 +103,7 @@ def class_loss(spec, input, target, weight, *, backend, return_grad, grad_output
     ignored, counted = None, R
     if layout.probability:
         y = sem.class_rows(np, target.astype(work, copy=False))
-        denominator = R
+        denominator = sem.probability_mean_denominator(layout)
     else:
         t = target.reshape(-1).astype(np.int64, copy=False)
         y, ignored, row_weight = sem.index_rows(np, t, C, spec.ignore_index, w)
@@ -115,14 +115,16 @@ def class_loss(spec, input, target, weight, *, backend, return_grad, grad_output
     options = sem.kernel_option_values(spec.kernel_options(), reduction, layout.probability, denominator, counted,
                                        folded=folded is not None)
 
-    lse = np.zeros(0, work)
-    if R == 0:
-        loss, grad = np.zeros(0, work), (np.zeros((0, C), work) if return_grad else None)
+    lse = np.full(R, -np.inf, work)
+    if R == 0 or C == 0:  # nothing to compute: loss 0 (every row ignored when there are no classes), lse -inf
+        loss, grad = np.zeros(R, work), (np.zeros((R, C), work) if return_grad else None)
     else:
         result = kernel(spec.kernel, backend)(z, y, kernel_weight, **options, want_grad=return_grad)
         loss, grad, lse = result if len(result) == 3 else (*result, lse)  # cross-entropies also return lse
     sem.zero_ignored_rows(ignored, loss)
     out = _reduce(loss, reduction, denominator, layout.out_shape, folded, dtype)
+    if C == 0:
+        out = out + dtype.type(spec.no_class_row_loss())
     if spec.return_lse:
         out = (out, lse.reshape(layout.out_shape))
     if not return_grad:

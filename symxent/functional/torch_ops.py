@@ -40,9 +40,9 @@ def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, 
     """``(loss, w[y], grad, lse)`` of the rows; ``options``: cross_entropy's scalar options (None: nll)."""
     rows, classes = z.shape
     safe, ignored, row_weight = sem.index_rows(torch, target, classes, ignore_index, weight)
-    lse = z.new_zeros(0)
-    if rows == 0:
-        loss, grad = z.new_zeros(0), z.new_zeros((0, classes)) if want_grad else None
+    lse = z.new_zeros(0) if rows == 0 else z.new_full((rows,), float("-inf"))
+    if rows == 0 or classes == 0:  # nothing to compute: loss 0 (every row ignored when there are no classes)
+        loss, grad = z.new_zeros(rows), z.new_zeros((rows, classes)) if want_grad else None
     elif options is None:
         loss, grad = kernel(name, "torch")(z, safe, weight, want_grad=want_grad)
     else:
@@ -73,9 +73,10 @@ def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, options: 
                             want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty, lse (R,))``;
     ``options`` as for :func:`cross_entropy_rows` (``mean`` divides by the number of rows)."""
-    rows = z.shape[0]
-    if rows == 0:
-        return z.new_zeros(0), z.new_zeros(z.shape) if want_grad else _no_grad_output(z), z.new_zeros(0)
+    rows, classes = z.shape
+    if rows == 0 or classes == 0:  # the empty sum over classes: loss 0, lse -inf
+        return (z.new_zeros(rows), z.new_zeros(z.shape) if want_grad else _no_grad_output(z),
+                z.new_full((rows,), float("-inf")))
     scalars = _options(options, mean, True, rows, rows)
     loss, grad, lse = kernel("cross_entropy_prob", "torch")(z, target, weight, **scalars, want_grad=want_grad)
     return loss, grad if grad is not None else _no_grad_output(z), lse
@@ -139,25 +140,32 @@ for _op in (bce_elements, bce_with_logits_elements, kl_div_elements):
 
 # --- autograd: the generated gradient, scaled by grad_output ------------------------------------------
 
-def _register_loss_autograd(op, num_inputs, rows, grad_at=-1):
+def _register_loss_autograd(op, num_inputs, rows, grad_at=-1, one_hot=False):
     """backward of an op returning ``(loss, ..., kernel_grad, ...)``: ``kernel_grad * grad_loss`` (the
-    kernel's gradient is output ``grad_at``; the other outputs are not differentiable)."""
+    kernel's gradient is output ``grad_at``; the other outputs are not differentiable). ``one_hot``: the
+    gradient lives on each row's target class (input 1) only, and stays exactly 0 elsewhere whatever the
+    upstream gradient (``inf`` or NaN under a mean with zero total weight), as torch's nll_loss backward."""
 
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output[grad_at])
+        ctx.save_for_backward(output[grad_at], inputs[1] if one_hot else None)
 
     def backward(ctx, grad_loss, *_unused):
-        (grad,) = ctx.saved_tensors
+        grad, target = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return (None,) * num_inputs
         scale = grad_loss.unsqueeze(-1) if rows else grad_loss
-        return (grad * scale,) + (None,) * (num_inputs - 1)
+        grad_input = grad * scale
+        if one_hot and grad_input.numel():
+            on_target = torch.zeros_like(grad_input, dtype=torch.bool).scatter_(
+                1, target.clamp(0, grad_input.shape[1] - 1).unsqueeze(1), True)
+            grad_input = torch.where(on_target, grad_input, 0)
+        return (grad_input,) + (None,) * (num_inputs - 1)
 
     op.register_autograd(backward, setup_context=setup_context)
 
 
 _register_loss_autograd(cross_entropy_rows, 7, rows=True, grad_at=2)
-_register_loss_autograd(nll_rows, 5, rows=True)
+_register_loss_autograd(nll_rows, 5, rows=True, one_hot=True)
 _register_loss_autograd(cross_entropy_prob_rows, 6, rows=True, grad_at=1)
 _register_loss_autograd(bce_elements, 4, rows=False)
 _register_loss_autograd(bce_with_logits_elements, 5, rows=False)
@@ -220,7 +228,7 @@ def class_loss(spec, input, target, weight):
     if layout.probability:
         y = sem.class_rows(torch, target.to(work))
         loss, _, lse = cross_entropy_prob_rows(z, y, w, options, reduction == "mean", want_grad)
-        denominator = layout.rows
+        denominator = sem.probability_mean_denominator(layout)
     else:
         t = target.reshape(-1).to(torch.int64)
         if spec.kernel == "nll":
@@ -232,6 +240,8 @@ def class_loss(spec, input, target, weight):
         if reduction == "mean":  # ignored rows get gradient 0 even when W == 0 (upstream 1/W = inf)
             loss = torch.where(t == ignore_index, 0, loss)
     out = sem.reduce_loss(loss, reduction, denominator, layout.out_shape).to(dtype)
+    if classes == 0:
+        out = out + spec.no_class_row_loss()
     return (out, lse.detach().reshape(layout.out_shape)) if spec.return_lse else out
 
 
