@@ -257,16 +257,24 @@ def index_target_layout(input_shape, target_shape, target_dtype) -> ClassLayout:
     return _class_layout(input_shape, probability=False)
 
 
-def check_differentiable(function, target=None, **weights):
-    """Only ``input`` is differentiated: a target that requires grad is not supported, and weights are
-    not differentiable (torch's wording)."""
-    if getattr(target, "requires_grad", False):
-        raise NotImplementedError(f"symxent {function}: the gradient with respect to the target is not "
-                                  f"implemented (detach the target)")
-    for name, value in weights.items():
+def check_differentiable(function, **arguments):
+    """torch's refusal of a gradient it does not define: ``RuntimeError`` for each named argument that requires
+    grad (``function``: the name torch's message uses, e.g. ``nll_loss_forward`` for the weight of nll_loss and
+    of index-target cross_entropy). torch differentiates, besides ``input``: the probability target and the
+    weight of probability-target cross_entropy, and the target of binary_cross_entropy(_with_logits) and
+    kl_div; it refuses the weights of nll_loss, index-target cross_entropy and both BCEs, and ``pos_weight``."""
+    for name, value in arguments.items():
         if getattr(value, "requires_grad", False):
             raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
                                f"'{name}'. This input cannot have requires_grad True.")
+
+
+def check_gradient_implemented(function, **arguments):
+    """``NotImplementedError`` for an argument torch differentiates but this path of symxent does not (yet)."""
+    for name, value in arguments.items():
+        if getattr(value, "requires_grad", False):
+            raise NotImplementedError(f"symxent {function}: the gradient with respect to {name!r} is not "
+                                      f"implemented here (detach it, or use backend='torch')")
 
 
 def check_class_weight(weight, num_classes, input_dtype, *, probability=False):

@@ -132,13 +132,16 @@ def test_smoothed_cross_entropy_at_logits_1e4_is_accurate(name, backend, dtype, 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bce_keeps_a_tiny_probability(backend, dtype):
-    """bce(p = 1e-30, t = 0) = -log(1 - p) = 1e-30 (log1p(-p)); log(1 - p) would give 0. Gradient 1/(1 - p) = 1."""
+    """bce(p = 1e-30, t = 0) = -log(1 - p) = 1e-30 (log1p(-p)); log(1 - p) would give 0. Gradient torch's
+    (p - t) / max(p (1 - p), 1e-12): 1e-30 / 1e-12 = 1e-18 at the tiny p (the exact derivative 1/(1 - p) = 1 there),
+    1 / (1 - p) where p (1 - p) is above 1e-12."""
     p = np.array([1e-30, 2.0**-24, 0.5], dtype=dtype)
     t = np.zeros(3, dtype=dtype)
     loss, grad = call(load_kernel("bce", backend), backend, p, t, np.ones(3, dtype=dtype), True)
     exact = [1e-30, -np.log1p(-(2.0**-24)), np.log(2.0)]
     np.testing.assert_allclose(loss, np.array(exact, dtype=dtype), rtol=2 * np.finfo(dtype).eps, atol=0)
-    np.testing.assert_allclose(grad, [1.0, 1 / (1 - 2.0**-24), 2.0], rtol=2 * np.finfo(dtype).eps)
+    torch_epsilon = float(np.float32(1e-12))  # torch's EPSILON is a float constant
+    np.testing.assert_allclose(grad, [1e-30 / torch_epsilon, 1 / (1 - 2.0**-24), 2.0], rtol=2 * np.finfo(dtype).eps)
 
 
 def test_cross_entropy_forms_the_shifted_target_logit_first():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -103,6 +104,9 @@ class Loss:
     doc: str = ""
     #: applied to the expression before differentiating (e.g. a clamp written as Piecewise)
     before_derivative: Optional[Callable] = None
+    #: ``(derivative, case) -> gradient``: the gradient as the reference defines it where that is not the exact
+    #: derivative (torch clamps BCE's denominator); it checks the derivative it is given and states the change
+    after_derivative: Optional[Callable] = None
     #: map kernels: the output and upstream-gradient rows of ``backward``
     backward_args: tuple = ()
     params: tuple = field(default=())
@@ -201,7 +205,10 @@ class Loss:
                 continue
             expr = case.expr
             to_derive = self.before_derivative(expr) if self.before_derivative else expr
-            grad = self.supply(derivative(to_derive, self.wrt))
+            grad = derivative(to_derive, self.wrt)
+            if self.after_derivative:
+                grad = self.after_derivative(grad, case)
+            grad = self.supply(grad)
             if self.kind is Kind.ROW_GRADIENT:
                 out.append(KernelFunction(fname, self.args, (("grad", grad),), axis=K_INDEX, when=case.when,
                                           per_row=frozenset(), rules=self.rules))
@@ -313,12 +320,19 @@ def _catalogue() -> dict:
                 Arg("label_smoothing", "scalar", eps))
     smoothing_cases = lambda build: (Case((("label_smoothing", 0),), build(0)), Case((), build(eps)))
     kl = xlogx(t) - t * x
+    prob_ce = lambda e: d.softmax_cross_entropy_prob(z, y, w, e)
+    bce_args = (Arg("p", "elements", p), Arg("t", "elements", t), Arg("weight", "elements", ew))
+    bce_cases = (Case((), d.bce(p, t, ew)),)
+    bce_logits_args = (Arg("x", "elements", x), Arg("t", "elements", t), Arg("pos_weight", "elements", pw),
+                       Arg("weight", "elements", ew))
+    bce_logits_cases = (Case((), d.bce_with_logits(x, t, pw, ew)),)
+    kl_args = (Arg("input", "elements", x), Arg("target", "elements", t), Arg("log_target", "flag"))
+    kl_cases = (Case((("log_target", True),), sp.exp(t) * (t - x)), Case((("log_target", False),), kl))
     losses = [
         Loss("cross_entropy", "row", row_ce,
              smoothing_cases(lambda e: d.softmax_cross_entropy(z, C_INDEX, w, e)), z.base,
              "(1-eps)(-w_c log softmax_c) + eps/C sum_i(-w_i log softmax_i)"),
-        Loss("cross_entropy_prob", "row", row_prob,
-             smoothing_cases(lambda e: d.softmax_cross_entropy_prob(z, y, w, e)), z.base,
+        Loss("cross_entropy_prob", "row", row_prob, smoothing_cases(prob_ce), z.base,
              "-sum_i w_i ((1-eps) y_i + eps/C) log softmax_i"),
         Loss("nll", "row", (Arg("logp", "rows", logp.base), Arg("target", "index", C_INDEX),
                             Arg("weight", "classes", w.base)),
@@ -329,22 +343,79 @@ def _catalogue() -> dict:
         Loss("log_softmax", "map", (Arg("z", "rows", z.base),), (Case((), d.log_softmax(z, K_INDEX)),), z.base,
              "log_softmax(z)_k = z_k - logsumexp(z)",
              backward_args=(Arg("out", "rows", d.vector("out").base), Arg("grad_output", "rows", go.base))),
-        Loss("bce", "elementwise", (Arg("p", "elements", p), Arg("t", "elements", t), Arg("weight", "elements", ew)),
-             (Case((), d.bce(p, t, ew)),), p,
-             "-w (t max(log p, -100) + (1 - t) max(log(1 - p), -100))",
-             before_derivative=lambda e: e.replace(lambda m: isinstance(m, sp.Max), lambda m: m.rewrite(sp.Piecewise))),
-        Loss("bce_with_logits", "elementwise",
-             (Arg("x", "elements", x), Arg("t", "elements", t), Arg("pos_weight", "elements", pw),
-              Arg("weight", "elements", ew)),
-             (Case((), d.bce_with_logits(x, t, pw, ew)),), x,
+        Loss("bce", "elementwise", bce_args, bce_cases, p,
+             "-w (t max(log p, -100) + (1 - t) max(log(1 - p), -100)); gradient torch's w (p - t) / max(p (1 - p), 1e-12)",
+             before_derivative=unclamped, after_derivative=lambda g, case: torch_bce_gradient(g, p, t, ew)),
+        Loss("bce_with_logits", "elementwise", bce_logits_args, bce_logits_cases, x,
              "w ((1 - t) x - (1 + (pos_weight - 1) t) log_sigmoid(x))"),
-        Loss("kl_div", "elementwise",
-             (Arg("input", "elements", x), Arg("target", "elements", t), Arg("log_target", "flag")),
-             (Case((("log_target", True),), sp.exp(t) * (t - x)), Case((("log_target", False),), kl)), x,
+        Loss("kl_div", "elementwise", kl_args, kl_cases, x,
              "target (log target - input), or exp(target) (target - input) with log_target"),
+        # the gradients with respect to the other arguments torch differentiates (the loss as above, then d / d wrt)
+        Loss("bce_target", "elementwise", bce_args, bce_cases, t,
+             "bce and its derivative by the target, of the unclamped loss: -w logit(p), as torch",
+             before_derivative=unclamped),
+        Loss("bce_with_logits_target", "elementwise", bce_logits_args, bce_logits_cases, t,
+             "bce_with_logits and its derivative by the target: -w (x + (pos_weight - 1) log_sigmoid(x))"),
+        Loss("kl_div_target", "elementwise", kl_args, kl_cases, t,
+             "kl_div and its derivative by the target: log t + 1 - x (NaN at t = 0, as torch's xlogy(t, t)), "
+             "or exp(t) (t + 1 - x) with log_target",
+             after_derivative=lambda g, case: torch_xlogx_gradient(g, t, case)),
+        Loss("cross_entropy_prob_target", "row_gradient", row_prob, smoothing_cases(prob_ce), y.base,
+             "d/dy_k of -sum_i w_i ((1-eps) y_i + eps/C) log softmax_i = -(1-eps) w_k log softmax_k",
+             after_derivative=lambda g, case: by_log_softmax(g, z.base)),
+        Loss("cross_entropy_prob_weight", "row_gradient", row_prob, smoothing_cases(prob_ce), w.base,
+             "d/dw_k of -sum_i w_i ((1-eps) y_i + eps/C) log softmax_i = -((1-eps) y_k + eps/C) log softmax_k",
+             after_derivative=lambda g, case: by_log_softmax(g, z.base)),
     ]
     losses = [with_z_loss(loss) if loss.name in ("cross_entropy", "cross_entropy_prob") else loss for loss in losses]
     return {loss.name: loss for loss in losses}
+
+
+#: torch's clamp of the denominator of binary_cross_entropy's input gradient: ``EPSILON = 1e-12`` in its Loss.cpp,
+#: a ``float`` constant, so the float32 nearest 1e-12 (9.99999996e-13) in float64 too
+BCE_GRAD_EPSILON = sp.Float(struct.unpack("f", struct.pack("f", 1e-12))[0], 17)
+
+
+def unclamped(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with each clamp ``Max(-100, log(.))`` (BCE's) replaced by the log it clamps."""
+    return expr.replace(lambda m: isinstance(m, sp.Max) and -100 in m.args,
+                        lambda m: sp.Max(*(a for a in m.args if a != -100)))
+
+
+def torch_bce_gradient(derived: sp.Expr, p, t, w) -> sp.Expr:
+    """torch's gradient of binary_cross_entropy by ``p``: ``w (p - t) / max(p (1 - p), 1e-12)``. That is the
+    derivative of the unclamped loss, ``w (p - t) / (p (1 - p))`` (checked here against ``derived``), with its
+    denominator clamped: it differs from the derivative of the clamped loss wherever ``p (1 - p) < 1e-12``
+    (finite where the derivative is infinite, 0 at ``p = t`` in {0, 1})."""
+    stated = w * (p - t) / (p * (1 - p))
+    if sp.simplify(sp.together(derived - stated)) != 0:
+        raise AssertionError(f"the derivative of the unclamped BCE is {derived}, not {stated}")
+    return w * (p - t) / sp.Max(p * (1 - p), BCE_GRAD_EPSILON)
+
+
+def torch_xlogx_gradient(derived: sp.Expr, t, case: Case) -> sp.Expr:
+    """kl_div's derivative by the target as torch defines it: torch writes ``t log t`` as ``xlogy(t, t)``,
+    whose partial derivatives are ``log t`` (0 at ``t = 0``) and ``t / t`` (NaN at ``t = 0``): the derivative
+    ``log t + 1 - x`` where ``t != 0`` (checked here against ``derived``) and NaN at ``t = 0``."""
+    if dict(case.when).get("log_target"):
+        return derived
+    body = derived.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[-1].expr)
+    if sp.simplify(body - (sp.log(t) + 1 - sp.Symbol("x", real=True))) != 0:
+        raise AssertionError(f"kl_div's derivative by the target is {derived}, not log(t) + 1 - x")
+    return sp.Piecewise((sp.nan, sp.Eq(t, 0)), (body, True))
+
+
+def by_log_softmax(derived: sp.Expr, z: sp.IndexedBase) -> sp.Expr:
+    """``derived`` (linear in ``log softmax(z)_k = z[k] - logsumexp(z)``, as the derivatives of cross-entropy by
+    its target or weights are) written as ``coefficient * (z[k] - logsumexp(z))``: the difference is then formed
+    once, not as expanded terms that cancel (``y_k lse - y_k z_k`` loses every digit at logits of 1e4)."""
+    lse = next(iter(derived.atoms(sp.log)))  # log(Sum(exp(z[j]), ...)): the only log of these derivatives
+    log_softmax = sp.Symbol("log_softmax_k")
+    in_log_softmax = sp.expand(derived.xreplace({z[K_INDEX]: log_softmax + lse}))
+    coefficient = in_log_softmax.coeff(log_softmax)
+    if sp.expand(in_log_softmax - coefficient * log_softmax) != 0 or coefficient.has(log_softmax, z[K_INDEX], lse):
+        raise AssertionError(f"{derived} is not linear in log softmax(z)_k")
+    return sp.factor_terms(coefficient) * (z[K_INDEX] - lse)
 
 
 def xlogx(t):

@@ -27,7 +27,10 @@ def class_loss(spec, input, target, weight, *, inplace_backward=False):
     """cross_entropy (index or probability targets) and nll_loss (``spec``: ClassLossSpec)."""
     return_lse = spec.return_lse
     layout = spec.layout
-    sem.check_differentiable(spec.function, target if layout.probability else None, weight=weight)
+    if layout.probability:
+        sem.check_gradient_implemented(f"{spec.function} (backend='cuda')", target=target, weight=weight)
+    else:
+        sem.check_differentiable("nll_loss_forward", weight=weight)
     if layout.probability:
         dtype = torch.promote_types(input.dtype, target.dtype)
         input, target = input.to(dtype), sem.class_rows(torch, target.to(dtype))
@@ -66,7 +69,8 @@ def _operand(value, shape):
 def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
     """binary_cross_entropy (``bce``), ``bce_with_logits`` and ``kl_div`` (``spec``: ElementwiseSpec)."""
     name, shape = spec.kernel, spec.shape
-    sem.check_differentiable(spec.function, target, weight=weight, pos_weight=pos_weight)
+    sem.check_differentiable(spec.function, weight=weight, pos_weight=pos_weight)
+    sem.check_gradient_implemented(f"{spec.function} (backend='cuda')", target=target)
     x = _differentiated(input).to(torch.promote_types(input.dtype, target.dtype)).expand(shape).contiguous()
     t = _operand(target, shape)
     reduction, divisor = spec.reduction, None

@@ -195,7 +195,10 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     else:
         layout = sem.index_target_layout(logits_shape, target.shape, target.dtype)
     sem.check_class_weight(weight, num_classes, input.dtype, probability=probability)
-    sem.check_differentiable("linear_cross_entropy", target if probability else None, weight=weight)
+    if probability:
+        sem.check_gradient_implemented("linear_cross_entropy", target=target, weight=weight)
+    else:
+        sem.check_differentiable("nll_loss_forward", weight=weight)
     eps = sem.label_smoothing_value(label_smoothing)
     z_scale = sem.lse_square_scale_value(lse_square_scale)
     cap = _softcap_value(softcap)

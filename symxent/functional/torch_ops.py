@@ -140,36 +140,101 @@ for _op in (bce_elements, bce_with_logits_elements, kl_div_elements):
 
 # --- autograd: the generated gradient, scaled by grad_output ------------------------------------------
 
-def _register_loss_autograd(op, num_inputs, rows, grad_at=-1, one_hot=False):
-    """backward of an op returning ``(loss, ..., kernel_grad, ...)``: ``kernel_grad * grad_loss`` (the
+def _register_loss_autograd(op, num_inputs, rows, grad_at=-1, one_hot=False, others=None):
+    """backward of an op returning ``(loss, ..., kernel_grad, ...)``: ``kernel_grad * grad_loss`` for input 0 (the
     kernel's gradient is output ``grad_at``; the other outputs are not differentiable). ``one_hot``: the
     gradient lives on each row's target class (input 1) only, and stays exactly 0 elsewhere whatever the
-    upstream gradient (``inf`` or NaN under a mean with zero total weight), as torch's nll_loss backward."""
+    upstream gradient (``inf`` or NaN under a mean with zero total weight), as torch's nll_loss backward.
+    ``others(inputs, wanted, grad_loss)``: the gradients of the other inputs torch differentiates, by position
+    (``wanted``: the positions autograd asks for)."""
 
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output[grad_at], inputs[1] if one_hot else None)
+        tensors = [i for i, v in enumerate(inputs) if isinstance(v, Tensor)]
+        ctx.tensor_positions, ctx.values = tensors, [None if i in tensors else v for i, v in enumerate(inputs)]
+        ctx.save_for_backward(output[grad_at], *(inputs[i] for i in tensors))
 
     def backward(ctx, grad_loss, *_unused):
-        grad, target = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
-            return (None,) * num_inputs
-        scale = grad_loss.unsqueeze(-1) if rows else grad_loss
-        grad_input = grad * scale
-        if one_hot and grad_input.numel():
-            on_target = torch.zeros_like(grad_input, dtype=torch.bool).scatter_(
-                1, target.clamp(0, grad_input.shape[1] - 1).unsqueeze(1), True)
-            grad_input = torch.where(on_target, grad_input, 0)
-        return (grad_input,) + (None,) * (num_inputs - 1)
+        grad, *tensors = ctx.saved_tensors
+        inputs = list(ctx.values)
+        for i, value in zip(ctx.tensor_positions, tensors):
+            inputs[i] = value
+        target = inputs[1]
+        grads = [None] * num_inputs
+        if ctx.needs_input_grad[0]:
+            scale = grad_loss.unsqueeze(-1) if rows else grad_loss
+            grads[0] = grad * scale
+            if one_hot and grads[0].numel():
+                on_target = torch.zeros_like(grads[0], dtype=torch.bool).scatter_(
+                    1, target.clamp(0, grads[0].shape[1] - 1).unsqueeze(1), True)
+                grads[0] = torch.where(on_target, grads[0], 0)
+        wanted = [i for i in range(1, num_inputs) if ctx.needs_input_grad[i]]
+        if others and wanted:
+            for i, value in others(inputs, wanted, grad_loss).items():
+                grads[i] = value
+        return tuple(grads)
 
     op.register_autograd(backward, setup_context=setup_context)
 
 
+# --- gradients by the target and the weights (the arguments torch differentiates besides the input) -----
+
+@torch.library.custom_op("symxent::prob_target_grads", mutates_args=())
+def prob_target_grads(z: Tensor, target: Tensor, weight: Tensor, label_smoothing: float, want_target: bool,
+                      want_weight: bool) -> tuple[Tensor, Tensor]:
+    """Probability-target cross_entropy rows: ``(d loss / d y (R, C) or empty, d loss / d w per row (R, C) or
+    empty)``, the generated kernels ``cross_entropy_prob_target`` / ``cross_entropy_prob_weight``."""
+    def grad(name, wanted):
+        if not wanted:
+            return _no_grad_output(z)
+        if not z.numel():
+            return z.new_zeros(z.shape)
+        return kernel(name, "torch")(z, target, weight, label_smoothing)
+    return grad("cross_entropy_prob_target", want_target), grad("cross_entropy_prob_weight", want_weight)
+
+
+@prob_target_grads.register_fake
+def _(z, target, weight, label_smoothing, want_target, want_weight):
+    return z.new_empty(z.shape if want_target else (0,)), z.new_empty(z.shape if want_weight else (0,))
+
+
+@torch.library.custom_op("symxent::target_grad_elements", mutates_args=())
+def target_grad_elements(name: str, operands: list[Tensor], log_target: bool) -> Tensor:
+    """d loss / d target per element of ``name`` (``bce``, ``bce_with_logits``, ``kl_div``): the generated kernel
+    ``<name>_target``, called with the loss op's tensor operands (and kl_div's ``log_target``)."""
+    if not operands[0].numel():
+        return operands[0].new_zeros(0)
+    flags = (log_target,) if name == "kl_div" else ()
+    return kernel(f"{name}_target", "torch")(*operands, *flags, True)[1]
+
+
+target_grad_elements.register_fake(lambda name, operands, log_target: operands[0].new_empty(operands[0].shape))
+
+
+def _prob_rows_others(inputs, wanted, grad_loss):
+    """cross_entropy_prob_rows(z, y, w, options, ...): the gradients of y (input 1) and w (input 2)."""
+    z, y, w, options = inputs[:4]
+    smoothing = dict(zip(sem.KERNEL_OPTIONS, options))["label_smoothing"]
+    grad_y, grad_w = prob_target_grads(z, y, w, smoothing, 1 in wanted, 2 in wanted)
+    scale = grad_loss.unsqueeze(-1)
+    return {i: g for i, g in ((1, grad_y * scale if 1 in wanted else None),
+                              (2, (grad_w * scale).sum(0) if 2 in wanted else None)) if g is not None}
+
+
+def _elements_others(name):
+    """An elementwise loss op's gradient by its target (input 1)."""
+    def others(inputs, wanted, grad_loss):
+        operands = [v for v in inputs if isinstance(v, Tensor)]
+        log_target = bool(inputs[2]) if name == "kl_div" else False
+        return {1: target_grad_elements(name, operands, log_target) * grad_loss}
+    return others
+
+
 _register_loss_autograd(cross_entropy_rows, 7, rows=True, grad_at=2)
 _register_loss_autograd(nll_rows, 5, rows=True, one_hot=True)
-_register_loss_autograd(cross_entropy_prob_rows, 6, rows=True, grad_at=1)
-_register_loss_autograd(bce_elements, 4, rows=False)
-_register_loss_autograd(bce_with_logits_elements, 5, rows=False)
-_register_loss_autograd(kl_div_elements, 4, rows=False)
+_register_loss_autograd(cross_entropy_prob_rows, 6, rows=True, grad_at=1, others=_prob_rows_others)
+_register_loss_autograd(bce_elements, 4, rows=False, others=_elements_others("bce"))
+_register_loss_autograd(bce_with_logits_elements, 5, rows=False, others=_elements_others("bce_with_logits"))
+_register_loss_autograd(kl_div_elements, 4, rows=False, others=_elements_others("kl_div"))
 
 
 # --- softmax / log_softmax: forward op and vector-Jacobian-product op ---------------------------------
@@ -216,7 +281,8 @@ def _want_grad(input):
 def class_loss(spec, input, target, weight):
     """cross_entropy (index or probability targets) and nll_loss on tensors (``spec``: ClassLossSpec)."""
     layout, reduction, ignore_index = spec.layout, spec.reduction, spec.ignore_index
-    sem.check_differentiable(spec.function, target if layout.probability else None, weight=weight)
+    if not layout.probability:  # torch differentiates a probability target and its weight, not these weights
+        sem.check_differentiable("nll_loss_forward", weight=weight)
     dtype = torch.promote_types(input.dtype, target.dtype) if layout.probability else input.dtype
     work = work_dtype(dtype)
     classes, want_grad = layout.num_classes, _want_grad(input)
@@ -260,7 +326,7 @@ def _flat(tensor, shape, dtype):
 def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
     """binary_cross_entropy (``bce``), ``bce_with_logits`` and ``kl_div`` on tensors (``spec``: ElementwiseSpec)."""
     name, shape = spec.kernel, spec.shape
-    sem.check_differentiable(spec.function, target, weight=weight, pos_weight=pos_weight)
+    sem.check_differentiable(spec.function, weight=weight, pos_weight=pos_weight)  # torch: the target only
     dtype = torch.promote_types(input.dtype, target.dtype)
     work, want_grad = work_dtype(dtype), _want_grad(input)
     x, t = _flat(input, shape, work), _flat(target, shape, work)
