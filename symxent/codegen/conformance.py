@@ -45,6 +45,12 @@ def _row_cases(rng, dtype):
                       lambda x, eps=eps, zs=zs: F.cross_entropy(x, t(y), weight=t(weight), reduction="none",
                                                                 label_smoothing=eps) + zs * torch.logsumexp(x, 1) ** 2,
                       z))
+        for name, wrt in (("cross_entropy_prob_target", y), ("cross_entropy_prob_weight", weight)):  # by y, by w
+            cases.append((name, (z, y, weight, eps),
+                          lambda v, eps=eps, name=name: F.cross_entropy(
+                              t(z), v if name.endswith("target") else t(y),
+                              weight=v if name.endswith("weight") else t(weight), reduction="none",
+                              label_smoothing=eps), wrt))
     cases.append(("nll", (logp, target, weight),
                   lambda x: F.nll_loss(x, t(target), weight=t(weight), reduction="none"), logp))
     return cases
@@ -71,6 +77,13 @@ def _element_cases(rng, dtype):
         ("kl_div", (logq, target, False), lambda v: F.kl_div(v, t(target), reduction="none"), logq),
         ("kl_div", (logq, numpy.log(target + 1e-3).astype(dtype), True),
          lambda v: F.kl_div(v, t(numpy.log(target + 1e-3).astype(dtype)), reduction="none", log_target=True), logq),
+        # the gradients by the target (the reference differentiated by its target)
+        ("bce_with_logits_target", (x, t_, pw, w),
+         lambda v: F.binary_cross_entropy_with_logits(t(x), v, weight=t(w), pos_weight=t(pw), reduction="none"), t_),
+        ("bce_target", (p, t_, w), lambda v: F.binary_cross_entropy(t(p), v, weight=t(w), reduction="none"), t_),
+        ("kl_div_target", (logq, target, False), lambda v: F.kl_div(t(logq), v, reduction="none"), target),
+        ("kl_div_target", (logq, numpy.log(target + 1e-3).astype(dtype), True),
+         lambda v: F.kl_div(t(logq), v, reduction="none", log_target=True), numpy.log(target + 1e-3).astype(dtype)),
     ]
 
 
@@ -100,6 +113,8 @@ def check_backend(name: str, backend: str, seed: int = 0) -> tuple:
     """``(ok, detail)``: kernel ``name`` on ``backend`` against torch in float32 and float64."""
     import torch
     from .driver import load_kernel
+    from .loss import LOSSES
+    from .roles import Kind
     kernel = load_kernel(name, backend)
     failures, compared = [], 0
     for dtype in (numpy.float64, numpy.float32):
@@ -125,8 +140,13 @@ def check_backend(name: str, backend: str, seed: int = 0) -> tuple:
             x = torch.tensor(wrt, requires_grad=True)
             want = reference(x)
             want.sum().backward()
-            loss, grad, *lse = kernel(*_convert(args, backend), True)  # the cross-entropies also return lse
-            pairs = [("loss", loss, want), ("grad", grad, x.grad)]
+            if LOSSES[name].kind is Kind.ROW_GRADIENT:  # the gradient alone (by a class vector: summed over rows)
+                grad = kernel(*_convert(args, backend))
+                pairs = [("grad", grad if x.dim() == 2 else _as_numpy(grad).sum(0), x.grad)]
+                lse = ()
+            else:
+                loss, grad, *lse = kernel(*_convert(args, backend), True)  # the cross-entropies also return lse
+                pairs = [("loss", loss, want), ("grad", grad, x.grad)]
             if lse:
                 pairs.append(("lse", lse[0], torch.logsumexp(x.detach(), 1)))
             for label, a, b in pairs:
@@ -136,6 +156,8 @@ def check_backend(name: str, backend: str, seed: int = 0) -> tuple:
                     failures.append(f"{dtype.__name__} {label} {args[-1]!r}: max error {error:.3g}")
     if failures:
         return False, "; ".join(failures[:3])
+    if not compared:
+        return False, f"no reference case for {name!r} in symxent.codegen.conformance: nothing was compared"
     return True, f"{compared} comparisons with torch (float32, float64, logits up to 1e4) agree"
 
 
