@@ -269,6 +269,12 @@ def check_differentiable(function, **arguments):
                                f"'{name}'. This input cannot have requires_grad True.")
 
 
+def nll_forward_name(input_ndim: int) -> str:
+    """The function torch's messages name for nll_loss and index-target cross_entropy: ``nll_loss_forward`` for 1-D
+    and 2-D input, ``nll_loss2d_forward`` for more dimensions (torch lays those out as 4-D)."""
+    return "nll_loss_forward" if input_ndim <= 2 else "nll_loss2d_forward"
+
+
 def check_gradient_implemented(function, **arguments):
     """``NotImplementedError`` for an argument torch differentiates but this path of symxent does not (yet)."""
     for name, value in arguments.items():

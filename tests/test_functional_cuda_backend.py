@@ -392,17 +392,34 @@ def test_cuda_backend_takes_tensors_and_uses_autograd():
         sxf.softmax(X(2, 3), 1, backend="cuda", return_grad=True)
 
 
-def test_only_the_input_is_differentiated():
+def test_refused_gradients_raise_torchs_error():
     x = X(4, 3).requires_grad_()
-    with pytest.raises(NotImplementedError, match="gradient with respect to the target"):
-        sxf.cross_entropy(x, probs(4, 3, dim=1).requires_grad_(), backend="cuda")
-    with pytest.raises(RuntimeError, match="^The function 'cross_entropy' is not differentiable with respect to "
+    with pytest.raises(RuntimeError, match="^The function 'nll_loss_forward' is not differentiable with respect to "
                                            "argument 'weight'"):
         sxf.cross_entropy(x, T(3, 4), weight=torch.ones(3, requires_grad=True), backend="cuda")
     with pytest.raises(RuntimeError, match="^The function 'binary_cross_entropy_with_logits' is not "
                                            "differentiable with respect to argument 'pos_weight'"):
         sxf.binary_cross_entropy_with_logits(x, P(4, 3), pos_weight=torch.ones(3, requires_grad=True),
                                              backend="cuda")
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+                                  "kl_div"])
+def test_a_target_that_requires_grad_runs_the_torch_backends_ops(stand_in, name):
+    """The CUDA kernels differentiate the input only: with a differentiable target (and a probability target's
+    weight) the call runs the torch backend's ops on the same tensors; loss and both gradients are torch's."""
+    x = {"binary_cross_entropy": P(4, 3), "kl_div": torch.log_softmax(X(4, 3), 1)}.get(name, X(4, 3))
+    target = probs(4, 3, dim=1)
+    kwargs = dict(weight=torch.rand(3) + 0.5) if name == "cross_entropy" else {}
+    grads = []
+    for fn in (getattr(F, name), lambda *a, **k: getattr(sxf, name)(*a, backend="cuda", **k)):
+        leaves = [x.detach().clone().requires_grad_(), target.detach().clone().requires_grad_()]
+        weight = {k: v.detach().clone().requires_grad_() for k, v in kwargs.items()}
+        loss = fn(*leaves, reduction="sum", **weight)
+        grads.append([loss, *torch.autograd.grad(loss, leaves + list(weight.values()))])
+    assert stand_in.calls == []  # no CUDA kernel
+    for ours, ref in zip(*grads):
+        torch.testing.assert_close(ours, ref, rtol=2e-5, atol=2e-6)
 
 
 # --- (b) on a GPU: the generated kernels against torch ---------------------------------------------------

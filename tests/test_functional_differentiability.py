@@ -133,6 +133,10 @@ def _refusals():
     full = torch.rand(4, 3)
     return {
         "nll_loss_weight": ("nll_loss", (logp, index), dict(weight=weight)),
+        "nll_loss_kdim_weight": ("nll_loss", (torch.randn(2, 3, 2), torch.zeros(2, 2, dtype=torch.long)),
+                                 dict(weight=weight)),  # torch names nll_loss2d_forward
+        "cross_entropy_4d_weight": ("cross_entropy", (torch.randn(2, 3, 2, 2), torch.zeros(2, 2, 2, dtype=torch.long)),
+                                    dict(weight=weight)),
         "cross_entropy_index_weight": ("cross_entropy", (x, index), dict(weight=weight)),
         "bce_weight": ("binary_cross_entropy", (torch.sigmoid(x), prob), dict(weight=full)),
         "bce_with_logits_weight": ("binary_cross_entropy_with_logits", (x, prob), dict(weight=full)),

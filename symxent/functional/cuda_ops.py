@@ -7,6 +7,10 @@ anything is written), ``ignore_index``, the reductions (``mean`` over W = the co
 the gradient, computed in the forward pass; the backward multiplies it by ``grad_output``.
 They take float32 / float16 / bfloat16 CUDA tensors and raise ``RuntimeError`` saying why when no usable
 GPU is present (:func:`symxent.runtime.cuda.unavailable_reason`), ``TypeError`` for CPU or float64 tensors.
+
+The CUDA kernels compute the gradient by the input. Where a call also differentiates an argument torch
+differentiates (a probability target and its weight, the target of the BCEs and kl_div), it runs the torch
+backend's ops instead (:mod:`.torch_ops`: the generated torch kernels, on the same CUDA tensors).
 """
 from __future__ import annotations
 
@@ -23,14 +27,25 @@ def _differentiated(input):
     return input if torch.is_grad_enabled() and input.requires_grad else input.detach()
 
 
+def _differentiates(*arguments) -> bool:
+    """Whether autograd will want the gradient of one of these arguments (the kernels give the input's only)."""
+    return torch.is_grad_enabled() and any(getattr(a, "requires_grad", False) for a in arguments)
+
+
+def _torch_backend():
+    from . import torch_ops
+
+    return torch_ops
+
+
 def class_loss(spec, input, target, weight, *, inplace_backward=False):
     """cross_entropy (index or probability targets) and nll_loss (``spec``: ClassLossSpec)."""
     return_lse = spec.return_lse
     layout = spec.layout
-    if layout.probability:
-        sem.check_gradient_implemented(f"{spec.function} (backend='cuda')", target=target, weight=weight)
-    else:
-        sem.check_differentiable("nll_loss_forward", weight=weight)
+    if layout.probability and _differentiates(target, weight):
+        return _torch_backend().class_loss(spec, input, target, weight)
+    if not layout.probability:
+        sem.check_differentiable(sem.nll_forward_name(input.ndim), weight=weight)
     if layout.probability:
         dtype = torch.promote_types(input.dtype, target.dtype)
         input, target = input.to(dtype), sem.class_rows(torch, target.to(dtype))
@@ -70,7 +85,8 @@ def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
     """binary_cross_entropy (``bce``), ``bce_with_logits`` and ``kl_div`` (``spec``: ElementwiseSpec)."""
     name, shape = spec.kernel, spec.shape
     sem.check_differentiable(spec.function, weight=weight, pos_weight=pos_weight)
-    sem.check_gradient_implemented(f"{spec.function} (backend='cuda')", target=target)
+    if _differentiates(target):
+        return _torch_backend().elementwise_loss(spec, input, target, weight=weight, pos_weight=pos_weight)
     x = _differentiated(input).to(torch.promote_types(input.dtype, target.dtype)).expand(shape).contiguous()
     t = _operand(target, shape)
     reduction, divisor = spec.reduction, None

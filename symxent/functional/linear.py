@@ -198,7 +198,7 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     if probability:
         sem.check_gradient_implemented("linear_cross_entropy", target=target, weight=weight)
     else:
-        sem.check_differentiable("nll_loss_forward", weight=weight)
+        sem.check_differentiable(sem.nll_forward_name(len(logits_shape)), weight=weight)
     eps = sem.label_smoothing_value(label_smoothing)
     z_scale = sem.lse_square_scale_value(lse_square_scale)
     cap = _softcap_value(softcap)
