@@ -403,11 +403,11 @@ def kl_div_warn_mean():
 
 # --- softmax dimension ----------------------------------------------------------------------
 
-def softmax_dim(dim, ndim) -> int:
-    """torch's dim handling of softmax/log_softmax: implicit choice (with its warning) and range check."""
+def softmax_dim(dim, ndim, name="softmax") -> int:
+    """torch's dim handling of softmax/log_softmax (``name``): implicit choice (with its warning) and range check."""
     if dim is None:
         warnings.warn(
-            "Implicit dimension choice for softmax has been deprecated. Change the call to include dim=X as an "
+            f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an "
             "argument.", UserWarning, stacklevel=3)
         dim = 0 if ndim in (0, 1, 3) else 1
     size = max(ndim, 1)

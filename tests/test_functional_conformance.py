@@ -305,7 +305,7 @@ def test_softmax_family_half_precision_torch_backend(name, dtype):
 def test_softmax_implicit_dim_and_dtype_argument(name, backend):
     for shape in [(5,), (2, 3), (2, 3, 4), (2, 3, 4, 2)]:
         x = _logits(shape, torch.float32)
-        with pytest.warns(UserWarning, match="Implicit dimension choice for softmax has been deprecated"):
+        with pytest.warns(UserWarning, match=f"Implicit dimension choice for {name} has been deprecated"):
             ours = call_ours(name, backend, x)
         with pytest.warns(UserWarning):
             ref = call_torch(name, x)

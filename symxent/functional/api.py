@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .. import semantics as sem
 from .dispatch import TENSOR_BACKENDS, check_grad_request, cuda_options, resolve_backend
+from .autocast import autocast_inputs
 
 
 def _implementation(backend):
@@ -72,6 +73,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
       the logits are overwritten, so nothing else may use them afterwards; (N, C, d1..dK) inputs are laid
       out as rows in a copy first). Default: the input is left intact.
     """
+    input, target, weight = autocast_inputs("cross_entropy", input, target, weight)
     backend = resolve_backend(backend, input)
     reduction = sem.reduction_argument(reduction, size_average, reduce)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
@@ -98,6 +100,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     :math:`\ell_n = -w_{y_n}\, \mathrm{input}_{n, y_n}`, 0 where ``y_n == ignore_index``; ``mean`` divides by
     :math:`W = \sum_n w_{y_n}` over non-ignored rows.
     """
+    input, target, weight = autocast_inputs("nll_loss", input, target, weight)
     backend = resolve_backend(backend, input)
     reduction = sem.reduction_argument(reduction, size_average, reduce)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
@@ -111,13 +114,14 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 # --- softmax / log_softmax -----------------------------------------------------------------------------
 
 def _softmax_like(name, input, dim, dtype, backend, return_grad, grad_output):
+    (input,) = autocast_inputs(name, input, dtype=dtype)
     backend = resolve_backend(backend, input)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
     (input,) = _arrays(backend, input)
     input_dtype = input.dtype
     if dtype is not None:  # the output in dtype; the gradient (autograd's through .to on tensors) in the input's
         input = input.to(dtype) if backend in TENSOR_BACKENDS else input.astype(dtype)
-    dim = sem.softmax_dim(dim, input.ndim)
+    dim = sem.softmax_dim(dim, input.ndim, name)
     result = _implementation(backend).softmax_like(name, input, dim, **kwargs)
     if return_grad:
         out, grad = result
@@ -144,6 +148,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     :math:`\ell = -w (t \max(\log x, -100) + (1 - t) \max(\log(1 - x), -100))`; input and target in [0, 1];
     ``mean`` over all elements.
     """
+    input, target, weight = autocast_inputs("binary_cross_entropy", input, target, weight)
     backend = resolve_backend(backend, input)
     reduction = sem.reduction_argument(reduction, size_average, reduce)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
@@ -167,6 +172,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     :math:`\ell = w ((1 - t) x - (1 + (p_w - 1) t) \log\sigma(x))`; ``pos_weight`` broadcasts over the last
     (class) dimension; ``mean`` over all elements.
     """
+    input, target, weight, pos_weight = autocast_inputs("binary_cross_entropy_with_logits", input, target, weight, pos_weight)
     backend = resolve_backend(backend, input)
     reduction = sem.reduction_argument(reduction, size_average, reduce)
     kwargs = _grad_kwargs(backend, return_grad, grad_output)
@@ -196,6 +202,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     Pointwise :math:`t (\log t - x)` (0 where t = 0), or :math:`e^{t} (t - x)` with ``log_target``;
     ``batchmean`` divides the sum by ``input.size(0)``, ``mean`` by the number of elements (torch warns).
     """
+    input, target = autocast_inputs("kl_div", input, target)
     backend = resolve_backend(backend, input)
     legacy = size_average is not None or reduce is not None
     reduction = sem.reduction_argument(reduction, size_average, reduce, allowed=sem.KL_REDUCTIONS)
