@@ -523,3 +523,9 @@ def test_module_db_samples(name, dtype):
             failures.append(f"{sample.desc or '(default)'} {ctor_kwargs}: {type(error).__name__}: "
                             f"{str(error).splitlines()[0][:200]}")
     assert not failures, f"{len(failures)} of {len(samples)} samples disagree:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_modules_are_instances_of_torchs(name):
+    """Code that checks ``isinstance(loss_fn, torch.nn.CrossEntropyLoss)`` treats ours as torch's."""
+    assert isinstance(getattr(N, name)(), getattr(torch.nn, name))

@@ -282,7 +282,7 @@ def class_loss(spec, input, target, weight):
     """cross_entropy (index or probability targets) and nll_loss on tensors (``spec``: ClassLossSpec)."""
     layout, reduction, ignore_index = spec.layout, spec.reduction, spec.ignore_index
     if not layout.probability:  # torch differentiates a probability target and its weight, not these weights
-        sem.check_differentiable("nll_loss_forward", weight=weight)
+        sem.check_differentiable(sem.nll_forward_name(input.ndim), weight=weight)
     dtype = torch.promote_types(input.dtype, target.dtype) if layout.probability else input.dtype
     work = work_dtype(dtype)
     classes, want_grad = layout.num_classes, _want_grad(input)
