@@ -133,7 +133,7 @@ def cmd_derive(args) -> int:
         raise UserError(str(exc)) from None
     if not _show_as_json_or_latex(args, derivation):
         _print_steps(derivation.steps, indent="")
-        print(f"\nresult ({derivation.seconds:.3f} s):\n    {derivation.result}")
+        print(f"\nresult ({derivation.seconds:.3f} s):\n    {derivation.named_result}")
     return 0
 
 

@@ -69,6 +69,11 @@ def test_identities_json_has_the_documented_keys():
     assert sum(r["status"] == "proved" for r in records) >= 20 and sum(r["status"] == "refuted" for r in records) >= 5
 
 
+def test_derive_ends_with_the_named_result():
+    out = symxent("derive", "ce_index").stdout.strip().splitlines()
+    assert out[-2].startswith("result") and out[-1].strip() == "-KroneckerDelta(c, k) + softmax(z)[k]"
+
+
 def test_derive_prints_latex_and_rejects_unknown_names():
     out = symxent("derive", "ce_index", "--latex")
     assert out.returncode == 0 and r"\begin{align*}" in out.stdout and r"\delta" in out.stdout

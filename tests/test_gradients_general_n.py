@@ -270,3 +270,17 @@ def test_sums_split_by_linearity():
     from symxent.derive.engine import split_sums
     y, a, b = vector("y"), sp.Symbol("a"), sp.Symbol("b")
     assert split_sums(sp.Sum(a * y[i] + b, (i, 0, n - 1))) == a * sp.Sum(y[i], (i, 0, n - 1)) + n * b
+
+
+def test_every_derivation_ends_with_its_named_result_equal_to_the_result():
+    """What a reader sees last names softmax (not the exp/Sum form) and equals the written-out result."""
+    from symxent.derive import DERIVATIONS
+    from symxent.derive.engine import SoftmaxElement, is_zero
+
+    for name, spec in DERIVATIONS.items():
+        derivation = spec.derive()
+        named = derivation.named_result
+        assert named == derivation.steps[-1].expr, name
+        assert is_zero(named - derivation.result), name
+        if derivation.result.has(sp.Sum) and name.startswith(("ce_", "logsumexp", "softmax")):
+            assert named.has(SoftmaxElement) and not named.has(sp.exp), (name, named)

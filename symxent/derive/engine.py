@@ -56,6 +56,12 @@ class Derivation:
     seconds: float = 0.0
     symbol: str = r"\ell"
 
+    @property
+    def named_result(self) -> sp.Expr:
+        """The result as a reader writes it: softmax (and sigmoid) by name, bound indices readable (the last
+        step); :attr:`result` is the same with softmax written out, for the generator and the prover."""
+        return self.steps[-1].expr if self.steps else self.result
+
     def latex(self) -> str:
         r"""The steps as an ``align*`` block of equalities, explanations as ``\text{...}``."""
         from .latex import derivation_align
@@ -63,7 +69,8 @@ class Derivation:
 
     def to_dict(self) -> dict:
         return dict(name=self.name, expr=str(self.expr), wrt=[str(v) for v in self.wrt],
-                    result=str(self.result), steps=[s.to_dict() for s in self.steps],
+                    result=str(self.result), named_result=str(self.named_result),
+                    steps=[s.to_dict() for s in self.steps],
                     seconds=self.seconds, latex=self.latex())
 
 
