@@ -21,7 +21,7 @@ def test_drift_check_reports_an_edited_and_a_missing_file(tmp_path):
     """A hand edit and a deleted file both count as drift; writing again repairs them."""
     names = ["nll", "softmax"]
     written = write_all(tmp_path, names=names)
-    assert len(written) == 2 * (1 + 1 + 2 + 2)  # per loss: numpy, torch, c and cuda (source + binding)
+    assert len(written) == 2 * (1 + 1 + 2 + 1 + 2)  # per loss: numpy, torch, c, triton, cuda (source + binding)
     edited = tmp_path / "numpy" / "nll.py"
     edited.write_text(edited.read_text().replace("-w_c", "+w_c"))
     (tmp_path / "c" / "softmax.c").unlink()
@@ -48,6 +48,8 @@ def test_every_catalogue_loss_has_a_file_per_target():
     for name, loss in LOSSES.items():
         for path in (f"numpy/{name}.py", f"torch/{name}.py", f"c/{name}.c", f"c/{name}.py"):
             assert (ROOT / "codegen" / path).is_file(), path
+        triton = target_registry()["triton"]
+        assert (ROOT / "codegen" / f"triton/{name}.py").is_file() == triton.expresses(loss), name
         assert (ROOT / "codegen" / f"cuda/{name}.cu").is_file() == cuda.expresses(loss), name
     assert sum(cuda.expresses(loss) for loss in LOSSES.values()) >= len(LOSSES) - 2
 
@@ -55,14 +57,14 @@ def test_every_catalogue_loss_has_a_file_per_target():
 def test_unknown_loss_or_target_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown loss"):
         generate("cross_entropie", "numpy")
-    with pytest.raises(ValueError, match="unknown target 'fortran'; choose one of numpy, torch, c, cuda"):
+    with pytest.raises(ValueError, match="unknown target 'fortran'; choose one of numpy, torch, c, triton, cuda"):
         generate("cross_entropy", "fortran")
 
 
 def test_cuda_is_a_target_of_the_one_registry():
     """The CUDA target plugs into the same driver: generate, the registry, and what it cannot express."""
     from symxent.codegen import TARGETS, kernels_for, target_registry
-    assert TARGETS == ("numpy", "torch", "c", "cuda") and set(target_registry()) == set(TARGETS)
+    assert TARGETS == ("numpy", "torch", "c", "triton", "cuda") and set(target_registry()) == set(TARGETS)
     assert generate("cross_entropy", "cuda").startswith("// cross_entropy for CUDA (generated)")
     assert "vocab_shard_forward" in kernels_for("c") and "vocab_shard_forward" not in kernels_for("cuda")
     with pytest.raises(ValueError, match="the cuda target has no template for 'vocab_shard_forward'"):

@@ -92,7 +92,7 @@ def _as_numpy(value):
 
 
 def _convert(args, backend):
-    if backend != "torch":
+    if backend not in ("torch", "triton"):  # the tensor backends
         return args
     import torch
     return tuple(torch.tensor(a) if isinstance(a, numpy.ndarray) else a for a in args)

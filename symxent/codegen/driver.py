@@ -1,6 +1,6 @@
 """The generator's pipeline: loss -> derivation -> proved stable rewrites -> lowering -> printed code.
 
-    generate("cross_entropy", "c")           # the source text (any target of TARGETS: numpy, torch, c, cuda)
+    generate("cross_entropy", "c")           # the source text (any target of TARGETS: numpy, torch, c, triton, cuda)
     write_all("codegen")                     # every built-in kernel for every target that can express it
     load_kernel("cross_entropy", "numpy")    # the generated function, ready to call
 
@@ -19,8 +19,8 @@ from .loss import KERNELS, Loss
 from .lowering import lower
 from .nodes import recognise
 
-#: the targets whose generated kernels ``load_kernel`` returns as plain functions of arrays
-BACKENDS = ("numpy", "torch", "c")
+#: the targets whose generated kernels ``load_kernel`` returns as plain functions of arrays (triton's: of tensors)
+BACKENDS = ("numpy", "torch", "c", "triton")
 #: every target of the generator (CUDA kernels are loaded by ``symxent.runtime.cuda``)
 TARGETS = BACKENDS + ("cuda",)
 
@@ -31,7 +31,9 @@ def target_registry() -> dict:
     from .c_target import CTarget
     from .cuda.target import CudaTarget
     from .targets import NumpyTarget, TorchTarget
-    table = {"numpy": NumpyTarget(), "torch": TorchTarget(), "c": CTarget(), "cuda": CudaTarget()}
+    from .triton_target import TritonTarget
+    table = {"numpy": NumpyTarget(), "torch": TorchTarget(), "c": CTarget(), "triton": TritonTarget(),
+             "cuda": CudaTarget()}
     assert tuple(table) == TARGETS
     return table
 

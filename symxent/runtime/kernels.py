@@ -9,7 +9,7 @@ import functools
 import importlib
 
 #: the backends whose kernels are plain functions of arrays (CUDA kernels go through symxent.functional)
-BACKENDS = ("numpy", "torch", "c")
+BACKENDS = ("numpy", "torch", "c", "triton")
 
 
 @functools.lru_cache(maxsize=None)
