@@ -6,39 +6,17 @@ this one). There each kernel meets the same torch references as the numpy / torc
 (:func:`symxent.codegen.conformance.check_backend`: float32 and float64, logits up to 1e4, every case and
 option of the kernel: label smoothing, z-loss, weights, probability targets, log_target, pos_weight).
 """
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 triton = pytest.importorskip("triton", reason="the triton package is not installed (Linux only)")
 
 from symxent.codegen import kernels_for  # noqa: E402
 
-CHILD = """
-import json, os, sys
-assert os.environ.get("TRITON_INTERPRET") == "1"
-from symxent.codegen.conformance import check_backend
-results = {}
-for name in sys.argv[1:]:
-    try:
-        results[name] = check_backend(name, "triton")
-    except Exception as error:  # reported, not hidden
-        results[name] = (False, f"{type(error).__name__}: {error}")
-print("RESULTS " + json.dumps(results))
-"""
-
 
 @pytest.fixture(scope="module")
 def interpreter_results():
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-c", CHILD, *kernels_for("triton")], env=env, capture_output=True,
-                          text=True, timeout=600)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1].removeprefix("RESULTS "))
+    from symxent.codegen.conformance import triton_interpreter_results
+    return triton_interpreter_results()
 
 
 def test_the_triton_target_expresses_every_row_map_and_elementwise_kernel():
@@ -53,3 +31,54 @@ def test_kernel_matches_torch_under_the_interpreter(interpreter_results, name):
     ok, detail = interpreter_results[name]
     assert ok, detail
     assert "comparisons with torch" in detail
+
+
+def test_functional_backend_triton_matches_torch_on_a_covering_grid():
+    """``backend="triton"`` through symxent.functional (every function; cross_entropy's options pairwise with
+    the shape edges: a row longer than one class block, one class, no rows, K dimensions, -inf logits; every
+    reduction and dtype), values and input gradients against torch (tests/_triton_grid.py, in a child process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("_triton_grid.py")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("GRID ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    grid = json.loads(lines[-1].removeprefix("GRID "))
+    assert grid["ran"] >= 150 and not grid["failures"], grid["failures"][:10]
+
+
+def test_backend_triton_on_a_cpu_tensor_without_the_interpreter_says_how():
+    import torch
+
+    import symxent.functional as sxf
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        sxf.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), backend="triton")
+
+
+CHILD_COMPILE = """
+import torch, torch.nn.functional as F, symxent.functional as S
+x = torch.randn(6, 300, requires_grad=True); t = torch.randint(0, 300, (6,))
+f = torch.compile(lambda x: S.cross_entropy(x, t, label_smoothing=0.1, backend="triton"), fullgraph=True,
+                  backend="aot_eager")
+out = f(x); (grad,) = torch.autograd.grad(out, x)
+ref = F.cross_entropy(x, t, label_smoothing=0.1); (want,) = torch.autograd.grad(ref, x)
+torch.testing.assert_close(out, ref); torch.testing.assert_close(grad, want)
+print("COMPILED OK")
+"""
+
+
+def test_backend_triton_traces_with_fullgraph():
+    """torch.compile(fullgraph=True) traces the triton backend's ops (aot_eager on CPU: inductor generates no Triton
+    code for CPU tensors), forward and backward, under the interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run([sys.executable, "-c", CHILD_COMPILE], env=env, capture_output=True, text=True, timeout=600)
+    assert "COMPILED OK" in done.stdout, done.stderr[-3000:]

@@ -255,11 +255,56 @@ def check_user_loss(name: str, backend: str, seed: int = 0) -> tuple:
     return True, f"{formula} with {params}: loss and gradient match torch autograd (float32, float64)"
 
 
+#: the code that runs the triton kernels' checks in a child process (TRITON_INTERPRET is read at import)
+_TRITON_CHILD = """
+import json, os, sys
+assert os.environ.get("TRITON_INTERPRET") == "1"
+from symxent.codegen.conformance import check_backend
+results = {}
+for name in sys.argv[1:]:
+    try:
+        results[name] = check_backend(name, "triton")
+    except Exception as error:  # reported, not hidden
+        results[name] = (False, f"{type(error).__name__}: {error}")
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def triton_interpreter_results(names=None, timeout: float = 600) -> dict:
+    """``{kernel: (ok, detail)}``: :func:`check_backend` of each triton kernel (default: all) run by Triton's
+    interpreter on CPU tensors, in a child process that sets ``TRITON_INTERPRET=1`` before importing anything."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from .driver import kernels_for
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run([sys.executable, "-c", _TRITON_CHILD, *(names or kernels_for("triton"))], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"the triton interpreter's child process failed: {done.stderr[-2000:]}")
+    return {name: tuple(result) for name, result in json.loads(lines[-1].removeprefix("RESULTS ")).items()}
+
+
+def check_triton_interpreter() -> tuple:
+    """``(ok, detail)`` of every triton kernel under Triton's interpreter (None: triton is not installed)."""
+    import importlib.util
+    if importlib.util.find_spec("triton") is None:
+        return None, "the triton package is not installed (pip install triton; Linux)"
+    results = triton_interpreter_results()
+    failed = {name: detail for name, (ok, detail) in results.items() if not ok}
+    if failed:
+        return False, "; ".join(f"{name}: {detail}" for name, detail in sorted(failed.items()))[:600]
+    return True, f"{len(results)} kernels agree with torch under TRITON_INTERPRET=1 (float32, float64, logits 1e4)"
+
+
 def verify_checks() -> list:
-    """Checks for ``symxent verify``: proved rules, no drift, every kernel on every backend vs torch."""
+    """Checks for ``symxent verify``: proved rules, no drift, every kernel on every backend vs torch (the triton
+    kernels in one child process, under Triton's interpreter)."""
     from ..verify import Check
-    from .driver import BACKENDS
     from .loss import LOSSES
+    BACKENDS = ("numpy", "torch", "c")  # in this process
     checks = [Check("codegen", "rewrite rules proved", check_rules),
               Check("codegen", "generated files up to date", check_drift)]
     for name in sorted(LOSSES):
@@ -275,4 +320,5 @@ def verify_checks() -> list:
         for backend in BACKENDS:
             checks.append(Check("codegen", f"user loss {name} [{backend}] vs torch autograd",
                                 lambda name=name, backend=backend: check_user_loss(name, backend)))
+    checks.append(Check("codegen", "every kernel [triton] under Triton's interpreter vs torch", check_triton_interpreter))
     return checks

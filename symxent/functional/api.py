@@ -23,7 +23,7 @@ from .autocast import autocast_inputs
 
 
 def _implementation(backend):
-    if backend == "torch":
+    if backend in ("torch", "triton"):  # the same ops; triton's run its generated Triton kernels
         from . import torch_ops
 
         return torch_ops
@@ -46,6 +46,8 @@ def _arrays(backend, *values):
 
 def _grad_kwargs(backend, return_grad, grad_output):
     check_grad_request(backend, return_grad, grad_output)
+    if backend == "triton":
+        return dict(kernels="triton")
     return {} if backend in TENSOR_BACKENDS else dict(backend=backend, return_grad=return_grad, grad_output=grad_output)
 
 

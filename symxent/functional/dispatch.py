@@ -2,16 +2,17 @@
 
 Backends: ``"numpy"`` and ``"c"`` take NumPy arrays and never import torch; ``"torch"`` takes tensors and
 differentiates with autograd through a torch.library custom op; ``"cuda"`` takes CUDA tensors and runs the
-generated CUDA kernels (:mod:`symxent.runtime.cuda_autograd`). The default is ``"torch"`` for tensors and
-``"numpy"`` for anything else. Only ``"cuda"`` has cross_entropy's :data:`CUDA_OPTIONS` (``inplace_backward``).
+generated CUDA kernels (:mod:`symxent.runtime.cuda_autograd`); ``"triton"`` runs the generated Triton kernels
+in the torch backend's custom ops (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``). The default is
+``"torch"`` for tensors and ``"numpy"`` for anything else. Only ``"cuda"`` has cross_entropy's :data:`CUDA_OPTIONS` (``inplace_backward``).
 """
 from __future__ import annotations
 
 import sys
 
-BACKENDS = ("numpy", "torch", "c", "cuda")
+BACKENDS = ("numpy", "torch", "c", "cuda", "triton")
 ARRAY_BACKENDS = ("numpy", "c")
-TENSOR_BACKENDS = ("torch", "cuda")
+TENSOR_BACKENDS = ("torch", "cuda", "triton")
 #: cross_entropy's options of the CUDA kernels alone, with their defaults (the only values other backends accept)
 CUDA_OPTIONS = {"inplace_backward": False}
 
@@ -33,7 +34,22 @@ def resolve_backend(backend, input) -> str:
                         f"use backend='torch' or pass tensor.numpy()")
     if backend in TENSOR_BACKENDS and not is_tensor(input):
         raise TypeError(f"backend={backend!r} takes torch tensors; use backend='numpy' or 'c' for NumPy arrays")
+    if backend == "triton":
+        check_triton(input)
     return backend
+
+
+def check_triton(input):
+    """``backend="triton"``: the triton package, and a CUDA tensor or Triton's interpreter for a CPU one."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("triton") is None:
+        raise RuntimeError("backend='triton' needs the triton package (pip install triton; Linux)")
+    if input.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError(f"backend='triton' runs the generated Triton kernels on CUDA tensors, or on CPU tensors under "
+                           f"Triton's interpreter (set TRITON_INTERPRET=1 before symxent's kernels are imported); "
+                           f"got a tensor on {input.device}")
 
 
 def check_grad_request(backend, return_grad, grad_output):

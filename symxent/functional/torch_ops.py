@@ -36,41 +36,42 @@ def _options(values, mean, probability, total_weight, counted) -> dict:
     return sem.kernel_option_values(options, "mean" if mean else "sum", probability, total_weight, counted)
 
 
-def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, mean=False):
-    """``(loss, w[y], grad, lse)`` of the rows; ``options``: cross_entropy's scalar options (None: nll)."""
+def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, mean=False, kernels="torch"):
+    """``(loss, w[y], grad, lse)`` of the rows; ``options``: cross_entropy's scalar options (None: nll);
+    ``kernels``: whose generated kernels run (``torch`` or ``triton``)."""
     rows, classes = z.shape
     safe, ignored, row_weight = sem.index_rows(torch, target, classes, ignore_index, weight)
     lse = z.new_zeros(0) if rows == 0 else z.new_full((rows,), float("-inf"))
     if rows == 0 or classes == 0:  # nothing to compute: loss 0 (every row ignored when there are no classes)
         loss, grad = z.new_zeros(rows), z.new_zeros((rows, classes)) if want_grad else None
     elif options is None:
-        loss, grad = kernel(name, "torch")(z, safe, weight, want_grad=want_grad)
+        loss, grad = kernel(name, kernels)(z, safe, weight, want_grad=want_grad)
     else:
         scalars = _options(options, mean, False, row_weight.sum(), (target != ignore_index).sum())
-        loss, grad, lse = kernel(name, "torch")(z, safe, weight, **scalars, want_grad=want_grad)
+        loss, grad, lse = kernel(name, kernels)(z, safe, weight, **scalars, want_grad=want_grad)
     sem.zero_ignored_rows(ignored, loss, grad)
     return loss, row_weight, grad if grad is not None else _no_grad_output(z), lse
 
 
 @torch.library.custom_op("symxent::cross_entropy_rows", mutates_args=())
 def cross_entropy_rows(z: Tensor, target: Tensor, weight: Tensor, ignore_index: int, options: list[float],
-                       mean: bool, want_grad: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                       mean: bool, want_grad: bool, kernels: str = "torch") -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Rows of cross_entropy with index targets: ``(loss (R,), w[y] (R,), d loss / d z (R, C) or empty, lse (R,))``;
     ``options``: the scalar options in :data:`symxent.semantics.KERNEL_OPTIONS`' order, rescaled for ``mean`` as
     that table says (the z-loss: :func:`symxent.semantics.z_loss_scale`)."""
-    return _index_rows("cross_entropy", z, target, weight, ignore_index, want_grad, options, mean)
+    return _index_rows("cross_entropy", z, target, weight, ignore_index, want_grad, options, mean, kernels)
 
 
 @torch.library.custom_op("symxent::nll_rows", mutates_args=())
 def nll_rows(logp: Tensor, target: Tensor, weight: Tensor, ignore_index: int,
-             want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+             want_grad: bool, kernels: str = "torch") -> tuple[Tensor, Tensor, Tensor]:
     """Rows of nll_loss: ``(loss (R,), w[y] (R,), d loss / d logp (R, C) or empty)``."""
-    return _index_rows("nll", logp, target, weight, ignore_index, want_grad)[:3]
+    return _index_rows("nll", logp, target, weight, ignore_index, want_grad, kernels=kernels)[:3]
 
 
 @torch.library.custom_op("symxent::cross_entropy_prob_rows", mutates_args=())
 def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, options: list[float], mean: bool,
-                            want_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+                            want_grad: bool, kernels: str = "torch") -> tuple[Tensor, Tensor, Tensor]:
     """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty, lse (R,))``;
     ``options`` as for :func:`cross_entropy_rows` (``mean`` divides by the number of rows)."""
     rows, classes = z.shape
@@ -78,60 +79,63 @@ def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, options: 
         return (z.new_zeros(rows), z.new_zeros(z.shape) if want_grad else _no_grad_output(z),
                 z.new_full((rows,), float("-inf")))
     scalars = _options(options, mean, True, rows, rows)
-    loss, grad, lse = kernel("cross_entropy_prob", "torch")(z, target, weight, **scalars, want_grad=want_grad)
+    loss, grad, lse = kernel("cross_entropy_prob", kernels)(z, target, weight, **scalars, want_grad=want_grad)
     return loss, grad if grad is not None else _no_grad_output(z), lse
 
 
 @cross_entropy_rows.register_fake
-def _(z, target, weight, ignore_index, options, mean, want_grad):
+def _(z, target, weight, ignore_index, options, mean, want_grad, kernels="torch"):
     return (z.new_empty(z.shape[0]), weight.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)),
             z.new_empty(z.shape[0]))
 
 
 @nll_rows.register_fake
-def _(logp, target, weight, ignore_index, want_grad):
+def _(logp, target, weight, ignore_index, want_grad, kernels="torch"):
     return logp.new_empty(logp.shape[0]), weight.new_empty(logp.shape[0]), logp.new_empty(
         logp.shape if want_grad else (0,))
 
 
 @cross_entropy_prob_rows.register_fake
-def _(z, target, weight, options, mean, want_grad):
+def _(z, target, weight, options, mean, want_grad, kernels="torch"):
     return z.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)), z.new_empty(z.shape[0])
 
 
 # --- elementwise losses -------------------------------------------------------------------------------
 
-def _elements(name, x, *args):
+def _elements(name, x, *args, kernels="torch"):
     want_grad = args[-1]
     if x.numel() == 0:
         return x.new_zeros(0), x.new_zeros(0) if want_grad else _no_grad_output(x)
-    loss, grad = kernel(name, "torch")(x, *args)
+    loss, grad = kernel(name, kernels)(x, *args)
     return loss, grad if grad is not None else _no_grad_output(x)
 
 
 @torch.library.custom_op("symxent::bce_elements", mutates_args=())
-def bce_elements(p: Tensor, target: Tensor, weight: Tensor, want_grad: bool) -> tuple[Tensor, Tensor]:
+def bce_elements(p: Tensor, target: Tensor, weight: Tensor, want_grad: bool,
+                 kernels: str = "torch") -> tuple[Tensor, Tensor]:
     """binary_cross_entropy per element: ``(loss, d loss / d p or empty)``; checks both in [0, 1]."""
     sem.check_unit_interval(p, "input")
     sem.check_unit_interval(target, "target")
-    return _elements("bce", p, target, weight, want_grad)
+    return _elements("bce", p, target, weight, want_grad, kernels=kernels)
 
 
 @torch.library.custom_op("symxent::bce_with_logits_elements", mutates_args=())
 def bce_with_logits_elements(x: Tensor, target: Tensor, pos_weight: Tensor, weight: Tensor,
-                             want_grad: bool) -> tuple[Tensor, Tensor]:
+                             want_grad: bool, kernels: str = "torch") -> tuple[Tensor, Tensor]:
     """binary_cross_entropy_with_logits per element: ``(loss, d loss / d x or empty)``."""
-    return _elements("bce_with_logits", x, target, pos_weight, weight, want_grad)
+    return _elements("bce_with_logits", x, target, pos_weight, weight, want_grad, kernels=kernels)
 
 
 @torch.library.custom_op("symxent::kl_div_elements", mutates_args=())
-def kl_div_elements(input: Tensor, target: Tensor, log_target: bool, want_grad: bool) -> tuple[Tensor, Tensor]:
+def kl_div_elements(input: Tensor, target: Tensor, log_target: bool, want_grad: bool,
+                    kernels: str = "torch") -> tuple[Tensor, Tensor]:
     """kl_div pointwise terms: ``(loss, d loss / d input or empty)``."""
-    return _elements("kl_div", input, target, log_target, want_grad)
+    return _elements("kl_div", input, target, log_target, want_grad, kernels=kernels)
 
 
-def _fake_elements(x, *args):
-    return x.new_empty(x.shape), x.new_empty(x.shape if args[-1] else (0,))
+def _fake_elements(x, *args, kernels="torch"):
+    want_grad = args[-1] if isinstance(args[-1], bool) else args[-2]  # kernels may come last, by position
+    return x.new_empty(x.shape), x.new_empty(x.shape if want_grad else (0,))
 
 
 for _op in (bce_elements, bce_with_logits_elements, kl_div_elements):
@@ -140,7 +144,7 @@ for _op in (bce_elements, bce_with_logits_elements, kl_div_elements):
 
 # --- autograd: the generated gradient, scaled by grad_output ------------------------------------------
 
-def _register_loss_autograd(op, num_inputs, rows, grad_at=-1, one_hot=False, others=None):
+def _register_loss_autograd(op, rows, grad_at=-1, one_hot=False, others=None):
     """backward of an op returning ``(loss, ..., kernel_grad, ...)``: ``kernel_grad * grad_loss`` for input 0 (the
     kernel's gradient is output ``grad_at``; the other outputs are not differentiable). ``one_hot``: the
     gradient lives on each row's target class (input 1) only, and stays exactly 0 elsewhere whatever the
@@ -159,7 +163,7 @@ def _register_loss_autograd(op, num_inputs, rows, grad_at=-1, one_hot=False, oth
         for i, value in zip(ctx.tensor_positions, tensors):
             inputs[i] = value
         target = inputs[1]
-        grads = [None] * num_inputs
+        grads = [None] * len(ctx.needs_input_grad)  # the op's inputs (its defaults included)
         if ctx.needs_input_grad[0]:
             scale = grad_loss.unsqueeze(-1) if rows else grad_loss
             grads[0] = grad * scale
@@ -167,7 +171,7 @@ def _register_loss_autograd(op, num_inputs, rows, grad_at=-1, one_hot=False, oth
                 on_target = torch.zeros_like(grads[0], dtype=torch.bool).scatter_(
                     1, target.clamp(0, grads[0].shape[1] - 1).unsqueeze(1), True)
                 grads[0] = torch.where(on_target, grads[0], 0)
-        wanted = [i for i in range(1, num_inputs) if ctx.needs_input_grad[i]]
+        wanted = [i for i in range(1, len(grads)) if ctx.needs_input_grad[i]]
         if others and wanted:
             for i, value in others(inputs, wanted, grad_loss).items():
                 grads[i] = value
@@ -229,34 +233,35 @@ def _elements_others(name):
     return others
 
 
-_register_loss_autograd(cross_entropy_rows, 7, rows=True, grad_at=2)
-_register_loss_autograd(nll_rows, 5, rows=True, one_hot=True)
-_register_loss_autograd(cross_entropy_prob_rows, 6, rows=True, grad_at=1, others=_prob_rows_others)
-_register_loss_autograd(bce_elements, 4, rows=False, others=_elements_others("bce"))
-_register_loss_autograd(bce_with_logits_elements, 5, rows=False, others=_elements_others("bce_with_logits"))
-_register_loss_autograd(kl_div_elements, 4, rows=False, others=_elements_others("kl_div"))
+_register_loss_autograd(cross_entropy_rows, rows=True, grad_at=2)
+_register_loss_autograd(nll_rows, rows=True, one_hot=True)
+_register_loss_autograd(cross_entropy_prob_rows, rows=True, grad_at=1, others=_prob_rows_others)
+_register_loss_autograd(bce_elements, rows=False, others=_elements_others("bce"))
+_register_loss_autograd(bce_with_logits_elements, rows=False, others=_elements_others("bce_with_logits"))
+_register_loss_autograd(kl_div_elements, rows=False, others=_elements_others("kl_div"))
 
 
 # --- softmax / log_softmax: forward op and vector-Jacobian-product op ---------------------------------
 
 def _softmax_like_ops(name):
     @torch.library.custom_op(f"symxent::{name}_rows", mutates_args=())
-    def forward(z: Tensor) -> Tensor:
-        return kernel(name, "torch")(z) if z.numel() else torch.empty_like(z)
+    def forward(z: Tensor, kernels: str = "torch") -> Tensor:
+        return kernel(name, kernels)(z) if z.numel() else torch.empty_like(z)
 
     @torch.library.custom_op(f"symxent::{name}_rows_backward", mutates_args=())
-    def vjp(out: Tensor, grad_out: Tensor) -> Tensor:
-        return kernel(name, "torch").backward(out, grad_out) if out.numel() else torch.empty_like(out)
+    def vjp(out: Tensor, grad_out: Tensor, kernels: str = "torch") -> Tensor:
+        return kernel(name, kernels).backward(out, grad_out) if out.numel() else torch.empty_like(out)
 
-    forward.register_fake(lambda z: torch.empty_like(z))
-    vjp.register_fake(lambda out, grad_out: torch.empty_like(out))
+    forward.register_fake(lambda z, kernels="torch": torch.empty_like(z))
+    vjp.register_fake(lambda out, grad_out, kernels="torch": torch.empty_like(out))
 
     def setup_context(ctx, inputs, output):
+        ctx.kernels = inputs[1] if len(inputs) > 1 else "torch"
         ctx.save_for_backward(output)
 
     def backward(ctx, grad_out):
         (out,) = ctx.saved_tensors
-        return vjp(out, grad_out.contiguous())
+        return vjp(out, grad_out.contiguous(), ctx.kernels), None
 
     forward.register_autograd(backward, setup_context=setup_context)
     return forward, vjp
@@ -278,8 +283,9 @@ def _want_grad(input):
     return torch.is_grad_enabled() and input.requires_grad
 
 
-def class_loss(spec, input, target, weight):
-    """cross_entropy (index or probability targets) and nll_loss on tensors (``spec``: ClassLossSpec)."""
+def class_loss(spec, input, target, weight, *, kernels="torch"):
+    """cross_entropy (index or probability targets) and nll_loss on tensors (``spec``: ClassLossSpec); ``kernels``:
+    the generated kernels that run in the ops (``torch``, or ``triton`` for ``backend="triton"``)."""
     layout, reduction, ignore_index = spec.layout, spec.reduction, spec.ignore_index
     if not layout.probability:  # torch differentiates a probability target and its weight, not these weights
         sem.check_differentiable(sem.nll_forward_name(input.ndim), weight=weight)
@@ -293,15 +299,15 @@ def class_loss(spec, input, target, weight):
     options = [given[name] for name in sem.KERNEL_OPTIONS]  # the ops take them in the table's order
     if layout.probability:
         y = sem.class_rows(torch, target.to(work))
-        loss, _, lse = cross_entropy_prob_rows(z, y, w, options, reduction == "mean", want_grad)
+        loss, _, lse = cross_entropy_prob_rows(z, y, w, options, reduction == "mean", want_grad, kernels)
         denominator = sem.probability_mean_denominator(layout)
     else:
         t = target.reshape(-1).to(torch.int64)
         if spec.kernel == "nll":
-            loss, row_weight, _ = nll_rows(z, t, w, ignore_index, want_grad)
+            loss, row_weight, _ = nll_rows(z, t, w, ignore_index, want_grad, kernels)
         else:
             loss, row_weight, _, lse = cross_entropy_rows(z, t, w, ignore_index, options, reduction == "mean",
-                                                          want_grad)
+                                                          want_grad, kernels)
         denominator = row_weight.sum()
         if reduction == "mean":  # ignored rows get gradient 0 even when W == 0 (upstream 1/W = inf)
             loss = torch.where(t == ignore_index, 0, loss)
@@ -311,19 +317,19 @@ def class_loss(spec, input, target, weight):
     return (out, lse.detach().reshape(layout.out_shape)) if spec.return_lse else out
 
 
-def softmax_like(name, input, dim):
+def softmax_like(name, input, dim, *, kernels="torch"):
     """softmax / log_softmax along ``dim`` on tensors."""
     work = work_dtype(input.dtype)
     rows = sem.last_dim_rows(torch, input.to(work), dim)
     op = softmax_rows if name == "softmax" else log_softmax_rows
-    return sem.from_last_dim_rows(torch, op(rows), input.shape, dim).to(input.dtype)
+    return sem.from_last_dim_rows(torch, op(rows, kernels), input.shape, dim).to(input.dtype)
 
 
 def _flat(tensor, shape, dtype):
     return tensor.to(dtype).expand(shape).contiguous().reshape(-1)
 
 
-def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
+def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None, kernels="torch"):
     """binary_cross_entropy (``bce``), ``bce_with_logits`` and ``kl_div`` on tensors (``spec``: ElementwiseSpec)."""
     name, shape = spec.kernel, spec.shape
     sem.check_differentiable(spec.function, weight=weight, pos_weight=pos_weight)  # torch: the target only
@@ -331,12 +337,12 @@ def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None):
     work, want_grad = work_dtype(dtype), _want_grad(input)
     x, t = _flat(input, shape, work), _flat(target, shape, work)
     if name == "kl_div":
-        loss, _ = kl_div_elements(x, t, spec.log_target, want_grad)
+        loss, _ = kl_div_elements(x, t, spec.log_target, want_grad, kernels)
     else:
         w = torch.ones_like(x) if weight is None else _flat(weight, shape, work)
         if name == "bce":
-            loss, _ = bce_elements(x, t, w, want_grad)
+            loss, _ = bce_elements(x, t, w, want_grad, kernels)
         else:
             pw = torch.ones_like(x) if pos_weight is None else _flat(pos_weight, shape, work)
-            loss, _ = bce_with_logits_elements(x, t, pw, w, want_grad)
+            loss, _ = bce_with_logits_elements(x, t, pw, w, want_grad, kernels)
     return sem.reduce_loss(loss, spec.reduction, spec.denominator, shape).to(dtype)
