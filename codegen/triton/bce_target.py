@@ -37,6 +37,11 @@ def _compute(like):
     return tl.float64 if like.dtype == torch.float64 else tl.float32
 
 
+def _accumulate(like):
+    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
 def _row_block(n_cols):
     return min(triton.next_power_of_2(n_cols), 4096)
 
@@ -64,7 +69,7 @@ def _bce_target(p, t, weight, want_grad):
     t = t.contiguous()
     weight = weight.contiguous()
     count = p.numel()
-    loss = torch.empty_like(p)
+    loss = torch.empty_like(p, dtype=_accumulate(p))
     grad = torch.empty_like(p) if want_grad else None
     if count:
         _bce_target_kernel[(triton.cdiv(count, 1024),)](p, t, weight, loss, grad if grad is not None else loss, count, WANT_GRAD=bool(want_grad), COMPUTE=_compute(p), BLOCK=1024)

@@ -37,6 +37,11 @@ def _compute(like):
     return tl.float64 if like.dtype == torch.float64 else tl.float32
 
 
+def _accumulate(like):
+    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
 def _row_block(n_cols):
     return min(triton.next_power_of_2(n_cols), 4096)
 
@@ -63,7 +68,7 @@ def _bce_with_logits(x, t, pos_weight, weight, want_grad):
     pos_weight = pos_weight.contiguous()
     weight = weight.contiguous()
     count = x.numel()
-    loss = torch.empty_like(x)
+    loss = torch.empty_like(x, dtype=_accumulate(x))
     grad = torch.empty_like(x) if want_grad else None
     if count:
         _bce_with_logits_kernel[(triton.cdiv(count, 1024),)](x, t, pos_weight, weight, loss, grad if grad is not None else loss, count, WANT_GRAD=bool(want_grad), COMPUTE=_compute(x), BLOCK=1024)

@@ -39,6 +39,11 @@ def _compute(like):
     return tl.float64 if like.dtype == torch.float64 else tl.float32
 
 
+def _accumulate(like):
+    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
 def _row_block(n_cols):
     return min(triton.next_power_of_2(n_cols), 4096)
 
@@ -93,8 +98,8 @@ def _cross_entropy_0(z, target, weight, label_smoothing, lse_square_scale, want_
     weight = weight.contiguous()
     target = target.contiguous()
     grad = torch.empty_like(z) if want_grad else None
-    loss = z.new_empty(rows_count)
-    lse = z.new_empty(rows_count)
+    loss = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
+    lse = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
     params = torch.tensor([float(label_smoothing), float(lse_square_scale)], dtype=z.dtype, device=z.device)
     if rows_count and n_cols:
         _cross_entropy_0_kernel[(rows_count,)](z, weight, target, grad if grad is not None else z, loss, lse, n_cols, params, WANT_OUT=bool(want_grad), COMPUTE=_compute(z), BLOCK=_row_block(n_cols))
@@ -169,8 +174,8 @@ def _cross_entropy_1(z, target, weight, label_smoothing, lse_square_scale, want_
     weight = weight.contiguous()
     target = target.contiguous()
     grad = torch.empty_like(z) if want_grad else None
-    loss = z.new_empty(rows_count)
-    lse = z.new_empty(rows_count)
+    loss = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
+    lse = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
     params = torch.tensor([float(label_smoothing), float(lse_square_scale)], dtype=z.dtype, device=z.device)
     if rows_count and n_cols:
         _cross_entropy_1_kernel[(rows_count,)](z, weight, target, grad if grad is not None else z, loss, lse, n_cols, params, WANT_OUT=bool(want_grad), COMPUTE=_compute(z), BLOCK=_row_block(n_cols))

@@ -39,6 +39,11 @@ def _compute(like):
     return tl.float64 if like.dtype == torch.float64 else tl.float32
 
 
+def _accumulate(like):
+    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
 def _row_block(n_cols):
     return min(triton.next_power_of_2(n_cols), 4096)
 
@@ -64,7 +69,7 @@ def _kl_div_target_0(input, target, log_target, want_grad):
     input = input.contiguous()
     target = target.contiguous()
     count = input.numel()
-    loss = torch.empty_like(input)
+    loss = torch.empty_like(input, dtype=_accumulate(input))
     grad = torch.empty_like(input) if want_grad else None
     if count:
         _kl_div_target_0_kernel[(triton.cdiv(count, 1024),)](input, target, loss, grad if grad is not None else loss, count, WANT_GRAD=bool(want_grad), COMPUTE=_compute(input), BLOCK=1024)
@@ -92,7 +97,7 @@ def _kl_div_target_1(input, target, log_target, want_grad):
     input = input.contiguous()
     target = target.contiguous()
     count = input.numel()
-    loss = torch.empty_like(input)
+    loss = torch.empty_like(input, dtype=_accumulate(input))
     grad = torch.empty_like(input) if want_grad else None
     if count:
         _kl_div_target_1_kernel[(triton.cdiv(count, 1024),)](input, target, loss, grad if grad is not None else loss, count, WANT_GRAD=bool(want_grad), COMPUTE=_compute(input), BLOCK=1024)

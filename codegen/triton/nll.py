@@ -37,6 +37,11 @@ def _compute(like):
     return tl.float64 if like.dtype == torch.float64 else tl.float32
 
 
+def _accumulate(like):
+    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
 def _row_block(n_cols):
     return min(triton.next_power_of_2(n_cols), 4096)
 
@@ -70,7 +75,7 @@ def _nll(logp, target, weight, want_grad):
     weight = weight.contiguous()
     target = target.contiguous()
     grad = torch.empty_like(logp) if want_grad else None
-    loss = logp.new_empty(rows_count)
+    loss = torch.empty(rows_count, dtype=_accumulate(logp), device=logp.device)
     if rows_count and n_cols:
         _nll_kernel[(rows_count,)](logp, weight, target, grad if grad is not None else logp, loss, n_cols, WANT_OUT=bool(want_grad), COMPUTE=_compute(logp), BLOCK=_row_block(n_cols))
     return loss, grad

@@ -37,6 +37,11 @@ def _compute(like):
     return tl.float64 if like.dtype == torch.float64 else tl.float32
 
 
+def _accumulate(like):
+    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
 def _row_block(n_cols):
     return min(triton.next_power_of_2(n_cols), 4096)
 

@@ -11,7 +11,8 @@ the module is imported). Each case function allocates the outputs and launches i
   ``(m_old - m_new) * u`` for a sum linear in ``m``: the CUDA skeleton's merge); the row's loss and logsumexp;
   pass 2 writes the output row (the gradient, a map or its vector-Jacobian product) and adds the scatter at
   the target class. int64 row offsets, masks for any number of classes, loads in the tensor's dtype
-  computed in ``COMPUTE`` (float32, or float64 for float64 tensors), one rounding per stored value.
+  computed in ``COMPUTE`` (float32, or float64 for float64 tensors), one rounding per stored value (the output
+  row in the input's dtype; the per-row loss and logsumexp in float32 / float64).
 - an elementwise loss: one program per ``BLOCK`` elements, loss and derivative.
 
 What is analysed is the CUDA target's analysis of a row case (:class:`symxent.codegen.cuda.target._RowCase`:
@@ -344,9 +345,9 @@ class _TritonRow:
         out_name = case.dense_output
         lines.append(f"{out_name} = torch.empty_like({like}) if {want} else None")
         if case.row_output:
-            lines.append(f"{case.row_output} = {like}.new_empty(rows_count)")
+            lines.append(f"{case.row_output} = torch.empty(rows_count, dtype=_accumulate({like}), device={like}.device)")
         if self.wants_lse:
-            lines.append(f"lse = {like}.new_empty(rows_count)")
+            lines.append(f"lse = torch.empty(rows_count, dtype=_accumulate({like}), device={like}.device)")
         buffers = [f"{out_name} if {out_name} is not None else {like}"]
         buffers += [case.row_output] if case.row_output else []
         buffers += ["lse"] if self.wants_lse else []
@@ -419,7 +420,7 @@ class _TritonElementwise:
         first = self.inputs[0].name
         lines = [f"{a.name} = {a.name}.contiguous()" for a in self.inputs]
         lines += _params_tensor(self.params, first)
-        lines += [f"count = {first}.numel()", f"loss = torch.empty_like({first})",
+        lines += [f"count = {first}.numel()", f"loss = torch.empty_like({first}, dtype=_accumulate({first}))",
                   f"grad = torch.empty_like({first}) if {switch} else None",
                   "if count:",
                   f"    {self.low.name}_kernel[(triton.cdiv(count, {ELEMENT_BLOCK}),)]("
@@ -467,6 +468,11 @@ def _shift(m):
 
 def _compute(like):
     return tl.float64 if like.dtype == torch.float64 else tl.float32
+
+
+def _accumulate(like):
+    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
 
 
 def _row_block(n_cols):

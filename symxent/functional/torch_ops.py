@@ -27,6 +27,13 @@ def _no_grad_output(z: Tensor) -> Tensor:
     return z.new_empty(0)
 
 
+def _per_row(z: Tensor, size, fill=None) -> Tensor:
+    """A per-row (or per-element) loss or logsumexp buffer: float32, float64 for float64 input (the Triton kernels
+    take half-precision rows as they are and return these in float32)."""
+    dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
+    return z.new_empty(size, dtype=dtype) if fill is None else z.new_full(size, fill, dtype=dtype)
+
+
 # --- class-indexed rows -----------------------------------------------------------------------------
 
 def _options(values, mean, probability, total_weight, counted) -> dict:
@@ -41,9 +48,9 @@ def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, 
     ``kernels``: whose generated kernels run (``torch`` or ``triton``)."""
     rows, classes = z.shape
     safe, ignored, row_weight = sem.index_rows(torch, target, classes, ignore_index, weight)
-    lse = z.new_zeros(0) if rows == 0 else z.new_full((rows,), float("-inf"))
+    lse = _per_row(z, (rows,), float("-inf"))
     if rows == 0 or classes == 0:  # nothing to compute: loss 0 (every row ignored when there are no classes)
-        loss, grad = z.new_zeros(rows), z.new_zeros((rows, classes)) if want_grad else None
+        loss, grad = _per_row(z, (rows,), 0.0), z.new_zeros((rows, classes)) if want_grad else None
     elif options is None:
         loss, grad = kernel(name, kernels)(z, safe, weight, want_grad=want_grad)
     else:
@@ -76,8 +83,8 @@ def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, options: 
     ``options`` as for :func:`cross_entropy_rows` (``mean`` divides by the number of rows)."""
     rows, classes = z.shape
     if rows == 0 or classes == 0:  # the empty sum over classes: loss 0, lse -inf
-        return (z.new_zeros(rows), z.new_zeros(z.shape) if want_grad else _no_grad_output(z),
-                z.new_full((rows,), float("-inf")))
+        return (_per_row(z, (rows,), 0.0), z.new_zeros(z.shape) if want_grad else _no_grad_output(z),
+                _per_row(z, (rows,), float("-inf")))
     scalars = _options(options, mean, True, rows, rows)
     loss, grad, lse = kernel("cross_entropy_prob", kernels)(z, target, weight, **scalars, want_grad=want_grad)
     return loss, grad if grad is not None else _no_grad_output(z), lse
@@ -85,19 +92,19 @@ def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, options: 
 
 @cross_entropy_rows.register_fake
 def _(z, target, weight, ignore_index, options, mean, want_grad, kernels="torch"):
-    return (z.new_empty(z.shape[0]), weight.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)),
-            z.new_empty(z.shape[0]))
+    return (_per_row(z, z.shape[0]), weight.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)),
+            _per_row(z, z.shape[0]))
 
 
 @nll_rows.register_fake
 def _(logp, target, weight, ignore_index, want_grad, kernels="torch"):
-    return logp.new_empty(logp.shape[0]), weight.new_empty(logp.shape[0]), logp.new_empty(
+    return _per_row(logp, logp.shape[0]), weight.new_empty(logp.shape[0]), logp.new_empty(
         logp.shape if want_grad else (0,))
 
 
 @cross_entropy_prob_rows.register_fake
 def _(z, target, weight, options, mean, want_grad, kernels="torch"):
-    return z.new_empty(z.shape[0]), z.new_empty(z.shape if want_grad else (0,)), z.new_empty(z.shape[0])
+    return _per_row(z, z.shape[0]), z.new_empty(z.shape if want_grad else (0,)), _per_row(z, z.shape[0])
 
 
 # --- elementwise losses -------------------------------------------------------------------------------
@@ -105,7 +112,7 @@ def _(z, target, weight, options, mean, want_grad, kernels="torch"):
 def _elements(name, x, *args, kernels="torch"):
     want_grad = args[-1]
     if x.numel() == 0:
-        return x.new_zeros(0), x.new_zeros(0) if want_grad else _no_grad_output(x)
+        return _per_row(x, (0,)), x.new_zeros(0) if want_grad else _no_grad_output(x)
     loss, grad = kernel(name, kernels)(x, *args)
     return loss, grad if grad is not None else _no_grad_output(x)
 
@@ -135,7 +142,7 @@ def kl_div_elements(input: Tensor, target: Tensor, log_target: bool, want_grad: 
 
 def _fake_elements(x, *args, kernels="torch"):
     want_grad = args[-1] if isinstance(args[-1], bool) else args[-2]  # kernels may come last, by position
-    return x.new_empty(x.shape), x.new_empty(x.shape if want_grad else (0,))
+    return _per_row(x, x.shape), x.new_empty(x.shape if want_grad else (0,))
 
 
 for _op in (bce_elements, bce_with_logits_elements, kl_div_elements):
@@ -279,6 +286,12 @@ def work_dtype(dtype):
     return torch.float32 if dtype in _HALF_TYPES else dtype
 
 
+def _kernel_input(input, work, kernels):
+    """The input as the kernels take it: in the work dtype; the Triton kernels load float16 / bfloat16 themselves
+    (computing in float32, writing the output in the input's dtype), so no float32 copy is made for them."""
+    return input if kernels == "triton" and input.dtype in _HALF_TYPES else input.to(work)
+
+
 def _want_grad(input):
     return torch.is_grad_enabled() and input.requires_grad
 
@@ -292,7 +305,7 @@ def class_loss(spec, input, target, weight, *, kernels="torch"):
     dtype = torch.promote_types(input.dtype, target.dtype) if layout.probability else input.dtype
     work = work_dtype(dtype)
     classes, want_grad = layout.num_classes, _want_grad(input)
-    z = sem.class_rows(torch, input.to(work))
+    z = sem.class_rows(torch, _kernel_input(input, work, kernels))
     w = torch.ones(classes, dtype=work, device=input.device) if weight is None else weight.to(work)
     lse = None
     given = sem.with_neutral_options(spec.kernel_options())
@@ -320,7 +333,7 @@ def class_loss(spec, input, target, weight, *, kernels="torch"):
 def softmax_like(name, input, dim, *, kernels="torch"):
     """softmax / log_softmax along ``dim`` on tensors."""
     work = work_dtype(input.dtype)
-    rows = sem.last_dim_rows(torch, input.to(work), dim)
+    rows = sem.last_dim_rows(torch, _kernel_input(input, work, kernels), dim)
     op = softmax_rows if name == "softmax" else log_softmax_rows
     return sem.from_last_dim_rows(torch, op(rows, kernels), input.shape, dim).to(input.dtype)
 
@@ -335,7 +348,7 @@ def elementwise_loss(spec, input, target, *, weight=None, pos_weight=None, kerne
     sem.check_differentiable(spec.function, weight=weight, pos_weight=pos_weight)  # torch: the target only
     dtype = torch.promote_types(input.dtype, target.dtype)
     work, want_grad = work_dtype(dtype), _want_grad(input)
-    x, t = _flat(input, shape, work), _flat(target, shape, work)
+    x, t = _flat(input, shape, _kernel_input(input, work, kernels).dtype), _flat(target, shape, work)
     if name == "kl_div":
         loss, _ = kl_div_elements(x, t, spec.log_target, want_grad, kernels)
     else:
