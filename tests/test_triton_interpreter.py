@@ -33,6 +33,14 @@ def test_kernel_matches_torch_under_the_interpreter(interpreter_results, name):
     assert "comparisons with torch" in detail
 
 
+@pytest.mark.parametrize("name", ["focal", "z_loss", "softcap"])
+def test_user_loss_matches_torch_autograd_under_the_interpreter(interpreter_results, name):
+    """A user's row loss from its formula (focal, the z-loss, Gemma-2's soft-capping) through the same template."""
+    ok, detail = interpreter_results[f"user:{name}"]
+    assert ok, detail
+    assert "match torch autograd" in detail
+
+
 def test_functional_backend_triton_matches_torch_on_a_covering_grid():
     """``backend="triton"`` through symxent.functional (every function; cross_entropy's options pairwise with
     the shape edges: a row longer than one class block, one class, no rows, K dimensions, -inf logits; every

@@ -28,6 +28,13 @@ def _pow(x, y):
 
 
 @triton.jit
+def _tanh(x):
+    """tanh(x) = sign(x) (1 - e^(-2|x|)) / (1 + e^(-2|x|)): no overflow, without libdevice."""
+    t = tl.exp(-2.0 * tl.abs(x))
+    return tl.where(x < 0, -1.0, 1.0) * ((1.0 - t) / (1.0 + t))
+
+
+@triton.jit
 def _shift(m):
     """The shift the sums are taken at: the running maximum, or 0 while every score so far is -inf."""
     return tl.where(m == float("-inf"), 0.0, m)

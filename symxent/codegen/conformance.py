@@ -259,11 +259,12 @@ def check_user_loss(name: str, backend: str, seed: int = 0) -> tuple:
 _TRITON_CHILD = """
 import json, os, sys
 assert os.environ.get("TRITON_INTERPRET") == "1"
-from symxent.codegen.conformance import check_backend
+from symxent.codegen.conformance import check_backend, check_user_loss
 results = {}
 for name in sys.argv[1:]:
+    user = name.startswith("user:")
     try:
-        results[name] = check_backend(name, "triton")
+        results[name] = check_user_loss(name[5:], "triton") if user else check_backend(name, "triton")
     except Exception as error:  # reported, not hidden
         results[name] = (False, f"{type(error).__name__}: {error}")
 print("RESULTS " + json.dumps(results))
@@ -271,15 +272,18 @@ print("RESULTS " + json.dumps(results))
 
 
 def triton_interpreter_results(names=None, timeout: float = 600) -> dict:
-    """``{kernel: (ok, detail)}``: :func:`check_backend` of each triton kernel (default: all) run by Triton's
-    interpreter on CPU tensors, in a child process that sets ``TRITON_INTERPRET=1`` before importing anything."""
+    """``{kernel: (ok, detail)}``: :func:`check_backend` of each triton kernel (default: all, and the user losses of
+    :mod:`.user_losses` as ``user:NAME``, :func:`check_user_loss`) run by Triton's interpreter on CPU tensors, in a
+    child process that sets ``TRITON_INTERPRET=1`` before importing anything."""
     import json
     import os
     import subprocess
     import sys
     from .driver import kernels_for
+    from .user_losses import USER_LOSSES
+    names = names or kernels_for("triton") + [f"user:{name}" for name in USER_LOSSES]
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-c", _TRITON_CHILD, *(names or kernels_for("triton"))], env=env,
+    done = subprocess.run([sys.executable, "-c", _TRITON_CHILD, *names], env=env,
                           capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
     if done.returncode or not lines:
@@ -296,7 +300,8 @@ def check_triton_interpreter() -> tuple:
     failed = {name: detail for name, (ok, detail) in results.items() if not ok}
     if failed:
         return False, "; ".join(f"{name}: {detail}" for name, detail in sorted(failed.items()))[:600]
-    return True, f"{len(results)} kernels agree with torch under TRITON_INTERPRET=1 (float32, float64, logits 1e4)"
+    return True, (f"{len(results)} kernels (user losses included) agree with torch under TRITON_INTERPRET=1 "
+                  f"(float32, float64, logits 1e4)")
 
 
 def verify_checks() -> list:

@@ -19,7 +19,7 @@ What is analysed is the CUDA target's analysis of a row case (:class:`symxent.co
 the gathers, the score, the sums and how they follow ``m``, the loop-invariant values of each pass); only
 the printing differs. Functions Triton's interpreter cannot run (libdevice) are not printed: ``log1p`` is
 ``_log1p`` below (Goldberg's ``log(u) * x / (u - 1)``, ``u = 1 + x``: accurate without libdevice), a
-non-integer power ``_pow``.
+non-integer power ``_pow``, ``tanh`` ``_tanh``; any other function is an error naming it.
 """
 from __future__ import annotations
 
@@ -140,11 +140,24 @@ class TritonPrinter(PythonCodePrinter):
             return f"1.0/{self._call('tl.sqrt', base)}"
         return self._call("_pow", base, exponent)
 
+    def _print_tanh(self, expr):
+        return self._call("_tanh", expr.args[0])
+
     def _print_Sum(self, expr):
         raise TritonCodegenError(f"{expr}: a class-axis sum must be lowered before printing")
 
     def _print_KroneckerDelta(self, expr):
         raise TritonCodegenError(f"{expr}: a Kronecker delta must be lowered before printing")
+
+
+def _not_in_triton(self, expr):
+    raise TritonCodegenError(f"{expr}: {type(expr).__name__} has no Triton spelling here (the interpreter runs no "
+                             f"libdevice); write it with exp / log, or add a helper to the module template")
+
+
+for _name in PythonCodePrinter._kf:  # every function SymPy would print through the math module, unless spelled above
+    if getattr(TritonPrinter, f"_print_{_name}", None) is getattr(PythonCodePrinter, f"_print_{_name}", None):
+        setattr(TritonPrinter, f"_print_{_name}", _not_in_triton)
 
 
 def triton_printer(names: dict) -> TritonPrinter:
@@ -458,6 +471,13 @@ def _log1p(x):
 def _pow(x, y):
     """x ** y for x >= 0 (0 ** y = 0 for y > 0, 1 for y == 0)."""
     return tl.where(x == 0.0, tl.where(y == 0.0, 1.0, 0.0), tl.exp(y * tl.log(tl.where(x == 0.0, 1.0, x))))
+
+
+@triton.jit
+def _tanh(x):
+    """tanh(x) = sign(x) (1 - e^(-2|x|)) / (1 + e^(-2|x|)): no overflow, without libdevice."""
+    t = tl.exp(-2.0 * tl.abs(x))
+    return tl.where(x < 0, -1.0, 1.0) * ((1.0 - t) / (1.0 + t))
 
 
 @triton.jit
