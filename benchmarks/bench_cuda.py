@@ -21,6 +21,7 @@ with ``inplace_backward=True``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -44,6 +45,14 @@ def symxent_loss(inplace=False):
         return cx.cross_entropy(x, t, weight, label_smoothing=label_smoothing, lse_square_scale=lse_square_scale,
                                 inplace_backward=inplace)
     return f
+
+
+def triton_loss(x, t, weight=None, label_smoothing=0.0, lse_square_scale=0.0):
+    """symxent's generated Triton kernels (backend="triton")."""
+    import symxent.functional as F
+
+    return F.cross_entropy(x, t, weight=weight, label_smoothing=label_smoothing, lse_square_scale=lse_square_scale,
+                           backend="triton")
 
 
 def eager_loss(x, t, weight=None, label_smoothing=0.0, lse_square_scale=0.0):
@@ -163,6 +172,8 @@ def run_case(rows, cols, dtype_name, args, options=None, label=""):
     bytes_moved = 2 * rows * cols * base.element_size()
     results = [copy_time(base, args.warmup, args.repeats)]
     contenders = [("symxent", symxent_loss(False), False), ("symxent inplace", symxent_loss(True), True)]
+    if importlib.util.find_spec("triton") is not None:
+        contenders.append(("symxent triton", triton_loss, False))
     if not args.no_torch:
         contenders += [("torch eager", eager_loss, False), ("torch.compile", compiled_loss(), False)]
     liger = liger_loss()

@@ -55,6 +55,9 @@ stage "GPU tests: symxent.functional backend='cuda'"
 timeout 90 $PYTEST tests/test_functional_cuda_backend.py -m gpu --junitxml="$OUTDIR/test_functional_cuda.xml" 2>&1 \
     | tee "$OUTDIR/test_functional_cuda.log" | tail -25
 
+stage "GPU tests: symxent.functional backend='triton' natively (the interpreter grid of CI, on cuda)"
+SYMXENT_TRITON_DEVICE=cuda timeout 120 python3 tests/_triton_grid.py 2>&1 | tee "$OUTDIR/triton_grid.log" | tail -5
+
 if [ -n "${QUICK:-}" ]; then stage "done (QUICK: no benchmark, sanitizers or ncu)"; exit 0; fi
 
 stage "benchmark (8192, 128256) bf16 / fp32 with the copy limit, Liger-Kernel if carried"

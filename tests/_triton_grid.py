@@ -11,12 +11,16 @@ import json
 import os
 import sys
 
-assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
+#: "cpu" (Triton's interpreter: CI) or "cuda" (natively, on a GPU: benchmarks/gpu_checks.sh)
+DEVICE = os.environ.get("SYMXENT_TRITON_DEVICE", "cpu")
+assert DEVICE == "cuda" or os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1 (or on cuda)"
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import symxent.functional as S  # noqa: E402
+
+torch.set_default_device(DEVICE)
 
 TOL = {torch.float64: (1e-9, 1e-10), torch.float32: (2e-5, 2e-6), torch.float16: (4e-3, 4e-3),
        torch.bfloat16: (3e-2, 3e-2)}
@@ -24,7 +28,7 @@ failures, ran = [], 0
 
 
 def gen(seed):
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=DEVICE).manual_seed(seed)
 
 
 def compare(label, ours, ref, dtype):
