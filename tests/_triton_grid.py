@@ -143,5 +143,26 @@ x[:, 2] = torch.tensor([0.0, 5.0, -3.0], dtype=torch.float64)
 run("cross_entropy -inf logits", lambda x: S.cross_entropy(x, torch.tensor([2, 2, 2]), backend="triton"),
     lambda x: F.cross_entropy(x, torch.tensor([2, 2, 2])), [x], torch.float32)
 
+# inplace_backward: the loss and gradient are torch's, and the gradient is written into the logits' own buffer
+for k, (probability, reduction, dtype) in enumerate([(False, "mean", torch.float32), (True, "sum", torch.bfloat16),
+                                                      (False, "none", torch.float64)]):
+    x = logits((5, 700), 700 + k, extreme=k == 0).to(dtype)
+    target = (torch.softmax(torch.randn(5, 700, generator=gen(k), dtype=torch.float64), 1).to(dtype) if probability
+              else torch.tensor([3, -100, 0, 699, 7]))
+    kwargs = dict(reduction=reduction, label_smoothing=0.1)
+    leaf = x.clone().requires_grad_()
+    out = S.cross_entropy(leaf, target, backend="triton", inplace_backward=True, **kwargs)
+    g = torch.linspace(-1, 2, out.numel(), dtype=torch.float64).reshape(out.shape).to(out.dtype)
+    (grad,) = torch.autograd.grad(out, leaf, g)
+    ref_leaf = x.to(torch.float64).requires_grad_()
+    want = F.cross_entropy(ref_leaf, target.to(torch.float64) if probability else target, **kwargs)
+    (want_grad,) = torch.autograd.grad(want, ref_leaf, g.to(torch.float64))
+    label = f"inplace_backward prob={probability} {reduction} {dtype}"
+    compare(label + " value", out.detach(), want, dtype)
+    compare(label + " grad", grad, want_grad, dtype)
+    ran += 1
+    if leaf.detach().data_ptr() != grad.data_ptr() and not torch.equal(leaf.detach(), grad):
+        failures.append(f"{label}: the gradient is not in the logits' buffer")
+
 print("GRID " + json.dumps(dict(ran=ran, failures=failures)))
 sys.exit(0)

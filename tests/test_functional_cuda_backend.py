@@ -364,14 +364,14 @@ def test_kernel_checked_targets_without_a_gpu_say_why(case):
 
 @pytest.mark.parametrize("backend", ["numpy", "c", "torch"])
 def test_the_cuda_only_option_names_the_backend(backend):
-    """inplace_backward is the CUDA kernels' alone (z-loss and return_lse are on every backend now:
+    """inplace_backward is the CUDA and Triton kernels' alone (z-loss and return_lse are on every backend now:
     tests/test_functional_z_loss.py)."""
     x, t = X(4, 3), T(3, 4)
     if backend != "torch":
         x, t = x.numpy(), t.numpy()
-    message = (f"cross_entropy: inplace_backward=True needs backend='cuda', not backend='{backend}': only the CUDA "
-               f"kernels write the gradient into the logits' buffer (the numpy and c backends return it, the torch "
-               f"backend's autograd keeps the input)")
+    message = (f"cross_entropy: inplace_backward=True needs backend='cuda' or 'triton', not backend='{backend}': "
+               f"only the CUDA and Triton kernels write the gradient into the logits' buffer (the numpy and c backends "
+               f"return it, the torch backend's autograd keeps the input)")
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         sxf.cross_entropy(x, t, backend=backend, inplace_backward=True)
 

@@ -105,13 +105,13 @@ def _cross_entropy_prob_0_kernel(z_ptr, target_ptr, weight_ptr, result_ptr, loss
             tl.store(result_ptr + offset + cols, value, mask=mask)
 
 
-def _cross_entropy_prob_0(z, target, weight, label_smoothing, lse_square_scale, want_grad):
+def _cross_entropy_prob_0(z, target, weight, label_smoothing, lse_square_scale, want_grad, out=None):
     """Returns (loss, grad, lse); generated, see the module docstring."""
     rows_count, n_cols = z.shape
     z = z.contiguous()
     target = target.contiguous()
     weight = weight.contiguous()
-    grad = torch.empty_like(z) if want_grad else None
+    grad = (out if out is not None else torch.empty_like(z)) if want_grad else None
     loss = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
     lse = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
     params = torch.tensor([float(label_smoothing), float(lse_square_scale)], dtype=z.dtype, device=z.device)
@@ -188,13 +188,13 @@ def _cross_entropy_prob_1_kernel(z_ptr, target_ptr, weight_ptr, result_ptr, loss
             tl.store(result_ptr + offset + cols, value, mask=mask)
 
 
-def _cross_entropy_prob_1(z, target, weight, label_smoothing, lse_square_scale, want_grad):
+def _cross_entropy_prob_1(z, target, weight, label_smoothing, lse_square_scale, want_grad, out=None):
     """Returns (loss, grad, lse); generated, see the module docstring."""
     rows_count, n_cols = z.shape
     z = z.contiguous()
     target = target.contiguous()
     weight = weight.contiguous()
-    grad = torch.empty_like(z) if want_grad else None
+    grad = (out if out is not None else torch.empty_like(z)) if want_grad else None
     loss = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
     lse = torch.empty(rows_count, dtype=_accumulate(z), device=z.device)
     params = torch.tensor([float(label_smoothing), float(lse_square_scale)], dtype=z.dtype, device=z.device)
@@ -205,8 +205,8 @@ def _cross_entropy_prob_1(z, target, weight, label_smoothing, lse_square_scale, 
 
 
 
-def cross_entropy_prob(z, target, weight, label_smoothing, lse_square_scale, want_grad):
+def cross_entropy_prob(z, target, weight, label_smoothing, lse_square_scale, want_grad, out=None):
     """cross_entropy_prob: -sum_i w_i ((1-eps) y_i + eps/C) log softmax_i + lse_square_scale * logsumexp(z)^2. Returns (loss, grad or None, lse), the loss per row, d loss / d input and each row's logsumexp."""
     if label_smoothing == 0 and lse_square_scale == 0:
-        return _cross_entropy_prob_0(z, target, weight, label_smoothing, lse_square_scale, want_grad)
-    return _cross_entropy_prob_1(z, target, weight, label_smoothing, lse_square_scale, want_grad)
+        return _cross_entropy_prob_0(z, target, weight, label_smoothing, lse_square_scale, want_grad, out=out)
+    return _cross_entropy_prob_1(z, target, weight, label_smoothing, lse_square_scale, want_grad, out=out)

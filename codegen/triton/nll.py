@@ -75,13 +75,13 @@ def _nll_kernel(logp_ptr, weight_ptr, target_ptr, result_ptr, loss_ptr, n_cols, 
             tl.store(result_ptr + offset + cols, value, mask=mask)
 
 
-def _nll(logp, target, weight, want_grad):
+def _nll(logp, target, weight, want_grad, out=None):
     """Returns (loss, grad); generated, see the module docstring."""
     rows_count, n_cols = logp.shape
     logp = logp.contiguous()
     weight = weight.contiguous()
     target = target.contiguous()
-    grad = torch.empty_like(logp) if want_grad else None
+    grad = (out if out is not None else torch.empty_like(logp)) if want_grad else None
     loss = torch.empty(rows_count, dtype=_accumulate(logp), device=logp.device)
     if rows_count and n_cols:
         _nll_kernel[(rows_count,)](logp, weight, target, grad if grad is not None else logp, loss, n_cols, WANT_OUT=bool(want_grad), COMPUTE=_compute(logp), BLOCK=_row_block(n_cols))
@@ -90,6 +90,6 @@ def _nll(logp, target, weight, want_grad):
 
 
 
-def nll(logp, target, weight, want_grad):
+def nll(logp, target, weight, want_grad, out=None):
     """nll: -w_c logp_c. Returns (loss, grad or None), the loss per row (or element) and d loss / d input."""
-    return _nll(logp, target, weight, want_grad)
+    return _nll(logp, target, weight, want_grad, out=out)

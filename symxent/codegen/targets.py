@@ -223,10 +223,12 @@ def call_doc(loss: Loss) -> str:
     return "Returns (loss, grad or None), the loss per row (or element) and d loss / d input."
 
 
-def dispatcher(loss: Loss, lowered: list) -> str:
-    """The public function: calls the case function whose ``when`` matches (shared by all targets)."""
+def dispatcher(loss: Loss, lowered: list, keywords: tuple = ()) -> str:
+    """The public function: calls the case function whose ``when`` matches (shared by all targets); ``keywords``:
+    extra keyword arguments (``"out"``) it takes (default None) and passes on."""
     arg_names = [a.name for a in loss.args] + ([loss.switch_arg] if loss.switch_arg else [])
-    call = ", ".join(arg_names)
+    call = ", ".join(arg_names + [f"{k}={k}" for k in keywords])
+    signature = ", ".join(arg_names + [f"{k}=None" for k in keywords])
     is_vjp = lambda low: loss.kind is Kind.MAP and low.name.endswith("_backward")  # a map's backward
     forward = [low for low in lowered if not is_vjp(low)]
     lines = []
@@ -241,7 +243,7 @@ def dispatcher(loss: Loss, lowered: list) -> str:
     if forward[-1].function.when:
         lines.append(f"raise ValueError('{loss.name}: no generated case for these arguments')")
     text = template("array_function.tmpl.py").substitute(
-        name=loss.name, signature=call, doc=f"{loss.name}: {loss.doc}. {call_doc(loss)}",
+        name=loss.name, signature=signature, doc=f"{loss.name}: {loss.doc}. {call_doc(loss)}",
         body="\n".join("    " + line for line in lines))
     backward = [low for low in lowered if is_vjp(low)]
     if backward:

@@ -5,7 +5,8 @@ functions, arguments and returns, the same dispatcher: :func:`symxent.codegen.ta
 tensors: CUDA tensors natively, CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``, read when
 the module is imported). Each case function allocates the outputs and launches its kernel:
 
-- a row loss or row map (kinds ``row``, ``map``): one program per row. The gathers at the target class; pass 1
+- a row loss or row map (kinds ``row``, ``map``): one program per row (a row loss's case function takes
+  ``out=``, the buffer its gradient goes to: the logits themselves for ``inplace_backward``). The gathers at the target class; pass 1
   over the class axis in blocks of ``BLOCK``: the running maximum ``m`` of the score and each class-axis sum at
   the shift ``m``, moved along when ``m`` grows (rescaled by ``exp(m_old - m_new)``, or shifted by
   ``(m_old - m_new) * u`` for a sum linear in ``m``: the CUDA skeleton's merge); the row's loss and logsumexp;
@@ -245,6 +246,11 @@ class _TritonRow:
         return ptrs + outs + ["n_cols"] + (["params_ptr"] if self.params else [])
 
     @property
+    def takes_out(self) -> bool:
+        """A row loss writes its gradient where ``out=`` says (e.g. into the logits themselves: ``inplace_backward``)."""
+        return self.loss.kind is Kind.ROW
+
+    @property
     def wants_lse(self) -> bool:
         return any(o.name == "lse" for o in self.low.outputs)
 
@@ -349,14 +355,15 @@ class _TritonRow:
         """The case function: the torch target's signature and returns; allocates, launches."""
         low, case = self.low, self.case
         switch = self.loss.switch_arg
-        signature = [a.name for a in low.args] + ([switch] if switch else [])
+        signature = [a.name for a in low.args] + ([switch] if switch else []) + (["out=None"] if self.takes_out else [])
         like = self.rows_args[0].name
         tensors = self.tensor_args()
         lines = [f"rows_count, n_cols = {like}.shape"]
         lines += [f"{name} = {name}.contiguous()" for name in tensors]
         want = switch if (case.row_output and switch) else "True"
         out_name = case.dense_output
-        lines.append(f"{out_name} = torch.empty_like({like}) if {want} else None")
+        allocate = f"torch.empty_like({like})" if not self.takes_out else f"(out if out is not None else torch.empty_like({like}))"
+        lines.append(f"{out_name} = {allocate} if {want} else None")
         if case.row_output:
             lines.append(f"{case.row_output} = torch.empty(rows_count, dtype=_accumulate({like}), device={like}.device)")
         if self.wants_lse:
@@ -517,5 +524,6 @@ class TritonTarget(Target):
         title = f"{loss.name} for triton (generated)"
         head = MODULE_HEAD.format(title=title, command=REGENERATE, source=source_comment(loss), name=loss.name,
                                   max_block=MAX_ROW_BLOCK)
-        text = head + "\n\n" + "\n\n".join(pieces) + "\n\n" + dispatcher(loss, lowered)
+        keywords = ("out",) if loss.kind is Kind.ROW else ()
+        text = head + "\n\n" + "\n\n".join(pieces) + "\n\n" + dispatcher(loss, lowered, keywords)
         return {f"{loss.name}.py": text.rstrip() + "\n"}

@@ -62,14 +62,17 @@ def check_grad_request(backend, return_grad, grad_output):
 
 
 def cuda_options(backend, **options) -> dict:
-    """cross_entropy's CUDA-only options: passed on for ``"cuda"``; other backends accept only the defaults."""
-    if backend == "cuda":
+    """cross_entropy's options of the GPU kernels alone: passed on for ``"cuda"`` and ``"triton"``; the other
+    backends accept only the defaults."""
+    if backend in ("cuda", "triton"):
         return options
     for name, value in options.items():
         if value != CUDA_OPTIONS[name]:
-            why = (": only the CUDA kernels write the gradient into the logits' buffer (the numpy and c backends "
-                   "return it, the torch backend's autograd keeps the input)" if name == "inplace_backward" else "")
-            raise ValueError(f"cross_entropy: {name}={value!r} needs backend='cuda', not backend={backend!r}{why}")
+            why = (": only the CUDA and Triton kernels write the gradient into the logits' buffer (the numpy and c "
+                   "backends return it, the torch backend's autograd keeps the input)" if name == "inplace_backward"
+                   else "")
+            raise ValueError(f"cross_entropy: {name}={value!r} needs backend='cuda' or 'triton', not "
+                             f"backend={backend!r}{why}")
     return {}
 
 

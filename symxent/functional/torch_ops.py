@@ -43,9 +43,11 @@ def _options(values, mean, probability, total_weight, counted) -> dict:
     return sem.kernel_option_values(options, "mean" if mean else "sum", probability, total_weight, counted)
 
 
-def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, mean=False, kernels="torch"):
+def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, mean=False, kernels="torch",
+                out=None):
     """``(loss, w[y], grad, lse)`` of the rows; ``options``: cross_entropy's scalar options (None: nll);
-    ``kernels``: whose generated kernels run (``torch`` or ``triton``)."""
+    ``kernels``: whose generated kernels run (``torch`` or ``triton``); ``out``: where the gradient goes (triton)."""
+    given = {} if out is None else dict(out=out)
     rows, classes = z.shape
     safe, ignored, row_weight = sem.index_rows(torch, target, classes, ignore_index, weight)
     lse = _per_row(z, (rows,), float("-inf"))
@@ -55,7 +57,7 @@ def _index_rows(name, z, target, weight, ignore_index, want_grad, options=None, 
         loss, grad = kernel(name, kernels)(z, safe, weight, want_grad=want_grad)
     else:
         scalars = _options(options, mean, False, row_weight.sum(), (target != ignore_index).sum())
-        loss, grad, lse = kernel(name, kernels)(z, safe, weight, **scalars, want_grad=want_grad)
+        loss, grad, lse = kernel(name, kernels)(z, safe, weight, **scalars, want_grad=want_grad, **given)
     sem.zero_ignored_rows(ignored, loss, grad)
     return loss, row_weight, grad if grad is not None else _no_grad_output(z), lse
 
@@ -81,13 +83,42 @@ def cross_entropy_prob_rows(z: Tensor, target: Tensor, weight: Tensor, options: 
                             want_grad: bool, kernels: str = "torch") -> tuple[Tensor, Tensor, Tensor]:
     """Rows of cross_entropy with probability targets: ``(loss (R,), d loss / d z (R, C) or empty, lse (R,))``;
     ``options`` as for :func:`cross_entropy_rows` (``mean`` divides by the number of rows)."""
+    return _prob_rows(z, target, weight, options, mean, want_grad, kernels)
+
+
+def _prob_rows(z, target, weight, options, mean, want_grad, kernels, out=None):
     rows, classes = z.shape
+    given = {} if out is None else dict(out=out)
     if rows == 0 or classes == 0:  # the empty sum over classes: loss 0, lse -inf
         return (_per_row(z, (rows,), 0.0), z.new_zeros(z.shape) if want_grad else _no_grad_output(z),
                 _per_row(z, (rows,), float("-inf")))
     scalars = _options(options, mean, True, rows, rows)
-    loss, grad, lse = kernel("cross_entropy_prob", kernels)(z, target, weight, **scalars, want_grad=want_grad)
+    loss, grad, lse = kernel("cross_entropy_prob", kernels)(z, target, weight, **scalars, want_grad=want_grad, **given)
     return loss, grad if grad is not None else _no_grad_output(z), lse
+
+
+class _RowsInPlace(torch.autograd.Function):
+    """cross_entropy on ``backend="triton"`` with ``inplace_backward=True`` (Liger-Kernel's way): the kernel writes
+    d loss / d z into the logits' own buffer during the forward pass, so no gradient buffer is allocated and the
+    logits are overwritten; backward scales that buffer by the upstream gradient in place (it can run once)."""
+
+    @staticmethod
+    def forward(ctx, z, target, weight, ignore_index, options, mean, probability):
+        if probability:
+            loss, grad, lse = _prob_rows(z, target, weight, options, mean, True, "triton", out=z)
+            row_weight = None
+        else:
+            loss, row_weight, grad, lse = _index_rows("cross_entropy", z, target, weight, ignore_index, True, options,
+                                                      mean, "triton", out=z)
+        ctx.save_for_backward(grad)
+        outputs = (loss, lse) if row_weight is None else (loss, row_weight, lse)
+        ctx.mark_non_differentiable(*outputs[1:])
+        return outputs
+
+    @staticmethod
+    def backward(ctx, grad_loss, *_unused):
+        (grad,) = ctx.saved_tensors
+        return grad.mul_(grad_loss.unsqueeze(-1).to(grad.dtype)), None, None, None, None, None, None
 
 
 @cross_entropy_rows.register_fake
@@ -296,9 +327,10 @@ def _want_grad(input):
     return torch.is_grad_enabled() and input.requires_grad
 
 
-def class_loss(spec, input, target, weight, *, kernels="torch"):
+def class_loss(spec, input, target, weight, *, kernels="torch", inplace_backward=False):
     """cross_entropy (index or probability targets) and nll_loss on tensors (``spec``: ClassLossSpec); ``kernels``:
-    the generated kernels that run in the ops (``torch``, or ``triton`` for ``backend="triton"``)."""
+    the generated kernels that run in the ops (``torch``, or ``triton`` for ``backend="triton"``, which also takes
+    ``inplace_backward``: the gradient written into the logits' buffer, see :class:`_RowsInPlace`)."""
     layout, reduction, ignore_index = spec.layout, spec.reduction, spec.ignore_index
     if not layout.probability:  # torch differentiates a probability target and its weight, not these weights
         sem.check_differentiable(sem.nll_forward_name(input.ndim), weight=weight)
@@ -310,14 +342,20 @@ def class_loss(spec, input, target, weight, *, kernels="torch"):
     lse = None
     given = sem.with_neutral_options(spec.kernel_options())
     options = [given[name] for name in sem.KERNEL_OPTIONS]  # the ops take them in the table's order
+    in_place = inplace_backward and want_grad and spec.kernel != "nll"
     if layout.probability:
         y = sem.class_rows(torch, target.to(work))
-        loss, _, lse = cross_entropy_prob_rows(z, y, w, options, reduction == "mean", want_grad, kernels)
+        if in_place:
+            loss, lse = _RowsInPlace.apply(z, y, w, ignore_index, options, reduction == "mean", True)
+        else:
+            loss, _, lse = cross_entropy_prob_rows(z, y, w, options, reduction == "mean", want_grad, kernels)
         denominator = sem.probability_mean_denominator(layout)
     else:
         t = target.reshape(-1).to(torch.int64)
         if spec.kernel == "nll":
             loss, row_weight, _ = nll_rows(z, t, w, ignore_index, want_grad, kernels)
+        elif in_place:
+            loss, row_weight, lse = _RowsInPlace.apply(z, t, w, ignore_index, options, reduction == "mean", False)
         else:
             loss, row_weight, _, lse = cross_entropy_rows(z, t, w, ignore_index, options, reduction == "mean",
                                                           want_grad, kernels)
