@@ -53,26 +53,37 @@ def _print_steps(steps, indent: str) -> None:
 
 # --- subcommands ----------------------------------------------------------------------------
 
+def _indented(label: str, text: str, indent: str = "    ") -> str:
+    """``label: text`` with the continuation lines of a multi-line ``text`` indented under it."""
+    return f"{indent}{label}: " + text.replace("\n", "\n" + indent + " " * (len(label) + 2))
+
+
 def cmd_examples(args) -> int:
-    """The worked examples of the source documents with their verdicts."""
+    """The worked examples of the source articles with their verdicts, the passages and the sources."""
     from .examples.check import run_examples
+    from .examples.documents import SOURCES
 
     results = run_examples()
     if args.json:
         _print_json([r.to_dict() for r in results])
         return 0
-    rows = [(r.document, _shorten(r.example, 28), _shorten(r.quantity, 28), _shorten(r.stated, 14),
+    rows = [(r.source, _shorten(r.example, 28), _shorten(r.quantity, 28), _shorten(r.stated, 14),
              _shorten(r.computed, 16), r.verdict) for r in results]
-    print(table(rows, ["document", "example", "quantity", "stated", "computed", "verdict"]))
+    print(table(rows, ["source", "example", "quantity", "stated", "computed", "verdict"]))
     counts = {}
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     print("\n" + ", ".join(f"{v}: {c}" for v, c in sorted(counts.items())) + f" ({len(results)} values)")
-    notes = [r for r in results if r.verdict != "agrees" and r.note]
-    if notes:
-        print("\nNotes:")
-        for r in notes:
-            print(f"- {r.document} / {r.example} / {r.quantity} [{r.verdict}]: {r.note}")
+    shown = results if args.passages else [r for r in results if r.verdict != "agrees" and r.note]
+    if shown:
+        print("\nPassages:" if args.passages else "\nNotes:")
+        for r in shown:
+            print(f"- {r.source} / {r.example} / {r.quantity} [{r.verdict}]" + (f": {r.note}" if r.note else ""))
+            print(_indented("passage", r.passage))
+            print(_indented("translation", r.translation))
+    print("\nSources:")
+    for source in SOURCES.values():
+        print(f"- {source.citation()}")
     return 0
 
 
@@ -226,6 +237,26 @@ def cmd_codegen(args) -> int:
     return 0
 
 
+# --- lectures (the logic is in symxent/lectures.py) -------------------------------------------
+
+def cmd_lectures(args) -> int:
+    """``symxent lectures build OUTDIR``: every lecture notebook as an HTML page and reveal.js slides."""
+    from .lectures import LecturesError, build
+
+    try:
+        report = build(args.outdir, notebooks=args.notebooks, reveal_prefix=args.reveal_prefix,
+                       log=(lambda line: None) if args.quiet else print)
+    except LecturesError as exc:
+        raise UserError(str(exc)) from None
+    solutions = sum(1 for lecture in report.lectures if lecture.solutions)
+    print(f"{len(report.lectures)} lectures ({solutions} with solutions): open {report.outdir / 'index.html'}")
+    print(f"MathJax: bundled in {report.outdir / 'mathjax'}; reveal.js: "
+          + (f"bundled in {report.outdir / report.reveal}" if report.reveal_bundled else f"from {report.reveal}"))
+    for line in report.notes:
+        print(line)
+    return 1 if report.broken else 0
+
+
 def _add(sub, name, func, help_text):
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.set_defaults(func=func)
@@ -245,8 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--group", action="append", help="only the check groups whose name contains this (repeatable)")
 
-    p = _add(sub, "examples", cmd_examples, "the worked examples of the source documents, recomputed, with verdicts")
+    p = _add(sub, "examples", cmd_examples, "the worked examples of the source articles, recomputed, with verdicts")
     p.add_argument("--json", action="store_true", help="print JSON records")
+    p.add_argument("--passages", action="store_true",
+                   help="print every example's passage (verbatim) and translation, not only those with a note")
     p = _add(sub, "derive", cmd_derive, "derive a gradient for general n, step by step (no NAME: list them)")
     p.add_argument("name", nargs="?", help="a registered derivation, e.g. ce_index (omit to list them)")
     p.add_argument("--wrt", help="the variable to differentiate by (default: the entry's own)")
@@ -279,6 +312,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the file(s) into this directory instead of printing")
     p.add_argument("--all", action="store_true", help="every loss for every target, into the checked-in codegen/")
     p.add_argument("--check", action="store_true", help="with --all: write nothing, exit 1 if any file would change")
+
+    p = _add(sub, "lectures", cmd_lectures, "the lecture notebooks as a static site: HTML pages and reveal.js slides")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    b = actions.add_parser("build", help="write OUTDIR/index.html, a page and slides per notebook",
+                           description="Export every notebook derivations/NN_*.ipynb (solutions included) as an "
+                           "HTML page and reveal.js slides, with outputs as committed (nothing is re-executed), "
+                           "and OUTDIR/index.html listing them. MathJax is copied into OUTDIR (offline). reveal.js "
+                           "is copied too when the sphinx-revealjs package is installed; otherwise the slides need "
+                           "internet for reveal.js, or pass --reveal-prefix to a local copy. Exit 1 if a page "
+                           "links to a file the build did not write.")
+    b.add_argument("outdir", metavar="OUTDIR", help="the output directory (created; files in it are overwritten)")
+    b.add_argument("--notebooks", metavar="DIR", help="the notebook directory (default: derivations/ of this clone)")
+    b.add_argument("--reveal-prefix", metavar="URL_OR_DIR",
+                   help="where the slides load reveal.js from: a URL (used as given), or a local reveal.js "
+                        "directory with dist/reveal.js (copied into OUTDIR/reveal.js)")
+    b.add_argument("--quiet", action="store_true", help="no line per written file")
     return parser
 
 

@@ -56,9 +56,20 @@ def test_prove_rejects_unsafe_formulas_with_exit_2(formula):
 
 def test_examples_json_has_the_documented_keys():
     records = json.loads(symxent("examples", "--json").stdout)
-    assert records and all(set(r) == {"document", "example", "quantity", "stated", "computed", "verdict", "note"}
-                           for r in records)
+    assert records and all(set(r) == {"source", "example", "quantity", "stated", "computed", "verdict", "note",
+                                      "passage", "translation"} for r in records)
+    assert {r["source"] for r in records} == {"S1", "S2", "S3", "S4"} and all(r["passage"] for r in records)
     assert {r["verdict"] for r in records} <= {"agrees", "rounding", "disagrees"}
+
+
+def test_examples_text_cites_the_sources_and_quotes_the_passages():
+    out = symxent("examples", "--passages")
+    assert out.returncode == 0, out.stderr
+    sources = out.stdout.split("\nSources:\n")[1].splitlines()
+    assert [line[:6] for line in sources] == ["- [S1]", "- [S2]", "- [S3]", "- [S4]"]
+    s2 = '[S2] "PyTorch: CrossEntropyLoss vs. NLLLoss vs. BCELoss", LiJT, date not stated, URL not stated'
+    assert s2 in out.stdout
+    assert out.stdout.count("\n    passage: ") == out.stdout.count("\n    translation: ") == 67
 
 
 def test_identities_json_has_the_documented_keys():

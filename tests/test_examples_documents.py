@@ -1,12 +1,14 @@
-"""The documents' worked examples: transcribed faithfully, and their verdicts derived independently.
+"""The source articles' worked examples: transcribed faithfully, and their verdicts derived independently.
 
 Expected values here come from mpmath (60 digits), ``math.log`` and ``fractions.Fraction`` written in
-the test, and from the seed texts themselves, never from the catalogue under test.
+the test, and from the passages kept with the examples (the articles' own text, verbatim), never from
+the catalogue under test. Nothing here reads a file outside the repository.
 """
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -15,11 +17,13 @@ import mpmath
 import pytest
 
 import symxent.examples.check as check_module
-from symxent.examples import WORKED_EXAMPLES, WorkedExample, check_example, run_examples, verify_checks
+from symxent.examples import SOURCES, WORKED_EXAMPLES, Source, WorkedExample, check_example, run_examples, \
+    verify_checks
 from symxent.examples.check import CLAIMS, NUMERIC, SYMBOLIC, exact
-from symxent.examples.documents import DOC_000, DOC_001, DOC_002, DOC_003, DOCUMENTS, VERDICTS
+from symxent.examples.documents import (NOT_STATED, OMISSION, PRINTED_TENSORS, RUN_PRINTOUT, VERDICTS, X_INPUT,
+                                        Y_TARGET)
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+ROOT = Path(__file__).resolve().parents[1]
 mpmath.mp.dps = 60
 HALF_UNIT_4 = mpmath.mpf("0.00005")
 
@@ -31,17 +35,10 @@ def results():
 
 @pytest.fixture(scope="module")
 def by_key(results):
-    """Results keyed by (document, example title, quantity)."""
-    table = {(r.document, r.example, r.quantity): r for r in results}
-    assert len(table) == len(results), "every (document, example, quantity) names one record"
+    """Results keyed by (source, example, quantity)."""
+    table = {(r.source, r.example, r.quantity): r for r in results}
+    assert len(table) == len(results), "every (source, example, quantity) names one record"
     return table
-
-
-def seed_text(document: str) -> str:
-    path = SEEDS / document
-    if not path.exists():
-        pytest.skip(f"the source documents are not here ({path})")
-    return path.read_text(encoding="utf-8")
 
 
 def _strings(value):
@@ -55,21 +52,52 @@ def _strings(value):
             yield from _strings(v)
 
 
-# --- transcription -------------------------------------------------------------------------
+# --- sources and passages ------------------------------------------------------------------
 
-def test_every_stated_value_is_printed_verbatim_in_its_document():
+def test_the_four_sources_carry_the_citation_fields_they_state():
+    """Title, author, date, URL as the articles state them; the literal "not stated" where they do not."""
+    assert list(SOURCES) == ["S1", "S2", "S3", "S4"]
+    assert all(isinstance(s, Source) and SOURCES[s.key] is s for s in SOURCES.values())
+    s1, s2, s3, s4 = SOURCES.values()
+    assert (s1.date, s2.author, s4.account) == ("2019-12-22", "LiJT", "tsyccnh")
+    assert s1.url.startswith("https://mp.weixin.qq.com/s?__biz=") and "ShuYini" in s1.author
+    assert s4.url == "https://blog.csdn.net/tsyccnh/article/details/79163834"
+    assert (s2.date, s2.url) == (NOT_STATED, NOT_STATED) and (s3.author, s3.date, s3.url) == (NOT_STATED,) * 3
+    assert (s4.author, s4.date) == (NOT_STATED, NOT_STATED)
+    for source in SOURCES.values():
+        assert source.title and source.note and all(v.strip() for v in (source.author, source.date, source.url))
+        assert source.date == NOT_STATED or re.fullmatch(r"\d{4}-\d{2}-\d{2}", source.date)
+        assert source.url == NOT_STATED or source.url.startswith("https://")
+    assert s3.citation() == '[S3] "CrossEntropyLoss()损失函数", author not stated, date not stated, URL not stated'
+    assert s4.citation() == ('[S4] "关于交叉熵在 loss 函数中使用的理解", author not stated (blog account tsyccnh), '
+                             'date not stated, https://blog.csdn.net/tsyccnh/article/details/79163834')
+
+
+def test_every_example_has_a_known_source_a_passage_and_a_translation():
+    for ex in WORKED_EXAMPLES:
+        assert ex.source in SOURCES.values() and SOURCES[ex.source.key] is ex.source, ex
+        assert ex.passage.strip() and ex.translation.strip(), (ex.source.key, ex.example, ex.quantity)
+        assert ex.translation != ex.passage and all(piece.strip() for piece in ex.passage.split(OMISSION))
+    assert {ex.source.key for ex in WORKED_EXAMPLES} == set(SOURCES)
+    assert all(ex.expected_verdict in VERDICTS for ex in WORKED_EXAMPLES)
+
+
+def test_every_stated_value_is_printed_verbatim_in_its_passage():
     """A stated value or claim is kept exactly as printed (so its printed precision is kept too)."""
     for ex in WORKED_EXAMPLES:
-        assert ex.stated in seed_text(ex.document), (ex.document, ex.title, ex.stated)
+        assert ex.stated in ex.passage, (ex.source.key, ex.example, ex.quantity, ex.stated)
 
 
-def test_inputs_of_numeric_examples_are_numbers_the_document_prints():
-    """No input was changed to make a value pass: every input string appears in the document."""
+def test_inputs_of_numeric_examples_are_numbers_their_passage_prints():
+    """No input was changed to make a value pass: every input string appears in the passage."""
     for ex in WORKED_EXAMPLES:
         if ex.method in NUMERIC or ex.method in SYMBOLIC:
-            text = seed_text(ex.document)
-            for s in _strings(ex.inputs):
-                assert s in text, (ex.document, ex.title, s)
+            inputs = {k: v for k, v in ex.inputs.items() if k != "row_printed"}  # the row's other outputs
+            for s in _strings(inputs):
+                assert s in ex.passage, (ex.source.key, ex.example, ex.quantity, s)
+            if "row_printed" in ex.inputs:
+                r = X_INPUT.index(tuple(ex.inputs["x"]))
+                assert ex.inputs["row_printed"] == {m: rows[r] for m, rows in PRINTED_TENSORS.values()}
 
 
 def _printed_tensor(text: str, name: str) -> list:
@@ -78,27 +106,77 @@ def _printed_tensor(text: str, name: str) -> list:
 
 
 def test_printed_pytorch_run_is_transcribed_element_by_element():
-    """Document 000's printed tensors, parsed from the text, are the data's inputs and stated values."""
-    text = seed_text(DOC_000)
-    x = _printed_tensor(text, "x_input")
-    stated = {ex.quantity: ex for ex in WORKED_EXAMPLES if ex.document == DOC_000}
+    """S1's printed tensors, parsed from its printout, are the data's inputs and stated values."""
+    x = _printed_tensor(RUN_PRINTOUT, "x_input")
+    assert [list(row) for row in X_INPUT] == x
+    stated = {ex.quantity: ex for ex in WORKED_EXAMPLES if ex.source.key == "S1"}
     for name in ("soft_output", "log_output", "logsoftmax_output"):
-        for r, row in enumerate(_printed_tensor(text, name)):
+        for r, row in enumerate(_printed_tensor(RUN_PRINTOUT, name)):
+            assert list(PRINTED_TENSORS[name][1][r]) == row
             for k, printed in enumerate(row):
                 ex = stated[f"{name}[{r}][{k}]"]
                 assert ex.stated == printed and list(ex.inputs["x"]) == x[r] and ex.inputs["k"] == k
-    assert "y_target\n tensor([1, 2, 0])" in text
+    assert "y_target\n tensor([1, 2, 0])" in RUN_PRINTOUT and Y_TARGET == (1, 2, 0)
     for quantity in ("nlloss_output", "crossentropyloss_output"):
         ex = stated[quantity]
         assert tuple(ex.inputs["target"]) == (1, 2, 0) and [list(r) for r in ex.inputs["x"]] == x
+        assert re.search(rf"{quantity}:\n tensor\({ex.stated}\)", RUN_PRINTOUT)
 
 
-def test_every_document_has_examples_and_expected_verdicts_are_verdicts():
-    assert {ex.document for ex in WORKED_EXAMPLES} == set(DOCUMENTS)
-    assert all(ex.expected_verdict in VERDICTS for ex in WORKED_EXAMPLES)
+def test_passages_of_the_printed_run_are_lines_of_the_printout():
+    run = [ex for ex in WORKED_EXAMPLES if ex.source.key == "S1" and ex.method in NUMERIC]
+    assert len(run) == 29
+    for ex in run:
+        for piece in ex.passage.split(OMISSION):
+            assert all(line in RUN_PRINTOUT for line in piece.split("\n")), (ex.quantity, piece)
 
 
-# --- document 000: the 3x3 PyTorch run -------------------------------------------------------
+def test_s3_passages_state_the_label_and_prediction_of_their_inputs():
+    for ex in WORKED_EXAMPLES:
+        if ex.source.key == "S3":
+            label, q = ex.inputs.get("label"), ex.inputs["q"]
+            assert f"模型预测概率分布：[{', '.join(q)}]" in ex.passage
+            if label is not None and ex.example != "sample 1 (repeated)":  # the stray copy has no heading
+                assert f"（真实标签为 {label}）" in ex.passage
+
+
+def test_the_readme_cites_every_source_as_recorded():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for source in SOURCES.values():
+        assert f'[{source.key}] "{source.title}"' in readme
+        assert source.url == NOT_STATED or f"<{source.url}>" in readme
+
+
+# --- the repository is self-contained about its sources --------------------------------------
+
+#: what nothing in the repository may contain: paths outside it, the archived copies' names or hashes
+#: (spelt in pieces here, so that this file does not contain them either)
+FORBIDDEN = ("shared" + "/seeds", ".." + "/shared", "097d806f" "e62eab93", "354c26b8" "e3d13452",
+             "c432bc89" "376246f4", "8b953191" "ebbf0183")
+
+
+def _repository_files() -> list:
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("not a git checkout: no file list")
+    return [ROOT / name for name in listed.decode().split("\0") if name and ".git" not in Path(name).parts]
+
+
+def test_no_file_in_the_repository_refers_to_the_archived_copies():
+    files = [path for path in _repository_files() if path.is_file()]
+    assert len(files) > 50 and Path(__file__).resolve() in files
+    found = {}
+    for path in files:
+        data = path.read_bytes()
+        hits = [word for word in FORBIDDEN if word.encode() in data]
+        if hits:
+            found[str(path.relative_to(ROOT))] = hits
+    assert not found, "\n".join(f"{name}: {', '.join(hits)}" for name, hits in sorted(found.items()))
+
+
+# --- S1: the 3x3 PyTorch run -------------------------------------------------------
 
 def _mp_softmax_row(row):
     z = [mpmath.mpf(v) for v in row]
@@ -123,16 +201,15 @@ def _mp_range_over_input_box(method, row, k):
 def test_pytorch_run_elements_agree_or_are_explained_by_input_rounding(by_key):
     """Each printed softmax / log-softmax element: agrees to 4 decimals, or the 4-decimal printing of
     x_input explains it (the stated value lies within reach over the input box)."""
-    x = _printed_tensor(seed_text(DOC_000), "x_input")
+    x = _printed_tensor(RUN_PRINTOUT, "x_input")
     off = set()
-    for name, method, line in (("soft_output", "softmax", 122), ("log_output", "log", 126),
-                               ("logsoftmax_output", "log", 130)):
-        printed = _printed_tensor(seed_text(DOC_000), name)
+    for name, method in (("soft_output", "softmax"), ("log_output", "log"), ("logsoftmax_output", "log")):
+        printed = _printed_tensor(RUN_PRINTOUT, name)
         for r in range(3):
             for k in range(3):
                 value = _mp_element(method, x[r], k)
                 stated = mpmath.mpf(printed[r][k])
-                result = by_key[(DOC_000, f"3x3 PyTorch run, l.{line + r}", f"{name}[{r}][{k}]")]
+                result = by_key[("S1", "3x3 PyTorch run", f"{name}[{r}][{k}]")]
                 assert abs(float(result.computed) - float(value)) < 1e-8
                 if abs(value - stated) <= HALF_UNIT_4:
                     assert result.verdict == "agrees", result
@@ -148,7 +225,7 @@ def test_pytorch_run_elements_agree_or_are_explained_by_input_rounding(by_key):
 
 def test_pytorch_run_single_row_reproduces_row_1_and_row_2():
     """The rounding explanation is joint: x + (0, 0, ±0.00005) reproduces every printed value of the row."""
-    text = seed_text(DOC_000)
+    text = RUN_PRINTOUT
     x, soft, logs = (_printed_tensor(text, n) for n in ("x_input", "soft_output", "logsoftmax_output"))
     for r, shift in ((1, HALF_UNIT_4), (2, -HALF_UNIT_4)):
         z = [mpmath.mpf(v) for v in x[r]]
@@ -161,11 +238,11 @@ def test_pytorch_run_single_row_reproduces_row_1_and_row_2():
 
 def test_pytorch_run_losses_agree_with_2_3185(by_key):
     """nlloss_output and crossentropyloss_output: mean of logsumexp(x_r) - x_r[y_r] = 2.31846... -> 2.3185."""
-    x = _printed_tensor(seed_text(DOC_000), "x_input")
+    x = _printed_tensor(RUN_PRINTOUT, "x_input")
     loss = mpmath.fsum(-_mp_softmax_row(row)[1][y] for row, y in zip(x, (1, 2, 0))) / 3
     assert abs(loss - mpmath.mpf("2.3185")) <= HALF_UNIT_4
-    for line, quantity in ((134, "nlloss_output"), (136, "crossentropyloss_output")):
-        result = by_key[(DOC_000, f"3x3 PyTorch run, l.{line}", quantity)]
+    for quantity in ("nlloss_output", "crossentropyloss_output"):
+        result = by_key[("S1", "3x3 PyTorch run", quantity)]
         assert result.verdict == "agrees" and abs(float(result.computed) - float(loss)) < 1e-8
 
 
@@ -176,24 +253,24 @@ def test_shooting_and_q1_q2_claims_hold_as_the_text_states_them(by_key):
     h_ming, h_wang = h(mpmath.mpf("0.1")), h(mpmath.mpf("0.999"))
     assert h_wang < h_ming < mpmath.log(2)
     assert h_wang / mpmath.log(2) < h_ming / mpmath.log(2)  # bits: the same order
-    lower = by_key[(DOC_000, "shooting, l.27-34", "Xiaowang's entropy is lower")]
+    lower = by_key[("S1", "shooting", "Xiaowang's entropy is lower")]
     assert lower.verdict == "agrees" and lower.computed == f"{float(h_wang):.6f} < {float(h_ming):.6f}"
-    assert by_key[(DOC_000, "shooting, l.27-34", "Xiaoming's entropy is low")].verdict == "agrees"
-    q = by_key[(DOC_000, "q1/q2 cross-entropy, l.40-56", "H(p,q2) < H(p,q1)")]
+    assert by_key[("S1", "shooting", "Xiaoming's entropy is low")].verdict == "agrees"
+    q = by_key[("S1", "q1/q2 cross-entropy", "H(p,q2) < H(p,q1)")]
     h_q2, h_q1 = -mpmath.log(mpmath.mpf("0.8")), mpmath.log(2)
     assert q.verdict == "agrees" and q.computed == f"{float(h_q2):.6f} < {float(h_q1):.6f}"
 
 
-def test_document_000_claims_agree(results):
-    claims = [r for r, ex in zip(results, WORKED_EXAMPLES) if ex.document == DOC_000 and ex.method in CLAIMS]
+def test_s1_claims_agree(results):
+    claims = [r for r, ex in zip(results, WORKED_EXAMPLES) if ex.source.key == "S1" and ex.method in CLAIMS]
     assert len(claims) == 9 and all(r.verdict == "agrees" for r in claims)
 
 
-# --- document 001: claims on concrete data ----------------------------------------------------
+# --- S2: claims on concrete data -------------------------------------------------------------
 
-def test_document_001_claims_agree_and_the_weighted_mean_is_sum_over_summed_weights(results, by_key):
+def test_s2_claims_agree_and_the_weighted_mean_is_sum_over_summed_weights(results, by_key):
     """The weighted mean recomputed with mpmath: sum w[y](lse - x[y]) / sum w[y]."""
-    claims = [r for r in results if r.document == DOC_001]
+    claims = [r for r in results if r.source == "S2"]
     assert len(claims) == 6 and all(r.verdict == "agrees" for r in claims)
     ex = next(e for e in WORKED_EXAMPLES if e.method == "claim_weighted_mean")
     w = [mpmath.mpf(v) for v in ex.inputs["weight"]]
@@ -202,14 +279,14 @@ def test_document_001_claims_agree_and_the_weighted_mean_is_sum_over_summed_weig
         z = [mpmath.mpf(v) for v in row]
         num += w[y] * (mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z)) - z[y])
         den += w[y]
-    result = by_key[(DOC_001, "weighted mean, l.49", "mean = sum loss / sum weight")]
+    result = by_key[("S2", "weighted mean", "mean = sum loss / sum weight")]
     assert abs(float(result.computed) - float(num / den)) < 1e-8
-    ce = by_key[(DOC_001, "cross-entropy, l.22", "H(p,q) != H(q,p)")]
+    ce = by_key[("S2", "cross-entropy", "H(p,q) != H(q,p)")]
     h_pq = -(mpmath.log(mpmath.mpf("0.9")) + mpmath.log(mpmath.mpf("0.1"))) / 2
     assert ce.computed == f"{float(h_pq):.6f} != {float(mpmath.log(2)):.6f}"
 
 
-# --- document 002: the five samples ----------------------------------------------------------
+# --- S3: the five samples -------------------------------------------------------------------
 
 SAMPLES_002 = {  # sample: (label, prediction as printed, stated)
     "sample 1": (1, ("0.7", "0.2", "0.1"), "0.36"), "sample 2": (0, ("0.2", "0.6", "0.2"), "0.51"),
@@ -219,13 +296,13 @@ SAMPLES_002 = {  # sample: (label, prediction as printed, stated)
 
 
 @pytest.mark.parametrize("sample", list(SAMPLES_002))
-def test_document_002_loss_follows_from_label_only_where_the_expression_uses_the_labelled_class(sample, results):
+def test_s3_loss_follows_from_label_only_where_the_expression_uses_the_labelled_class(sample, results):
     """-ln q[label] is the loss; the stated value is -ln max(q) (the printed expression's value)."""
     label, q, stated = SAMPLES_002[sample]
     loss = -mpmath.log(mpmath.mpf(q[label]))
     printed_expression = -mpmath.log(max(mpmath.mpf(v) for v in q))
     assert round(float(printed_expression), 2) == float(stated)
-    records = {r.quantity: r for r in results if r.document == DOC_002 and r.example.startswith(sample + ",")}
+    records = {r.quantity: r for r in results if r.source == "S3" and r.example == sample}
     assert records["printed expression"].verdict == "agrees"
     from_label = records[f"loss of label {label}"]
     assert abs(float(from_label.computed) - float(loss)) < 1e-6
@@ -237,29 +314,29 @@ def test_document_002_loss_follows_from_label_only_where_the_expression_uses_the
         assert f"-log {q[label]}" in from_label.note
 
 
-def test_document_002_verdict_counts(results):
-    verdicts = [r.verdict for r in results if r.document == DOC_002]
+def test_s3_verdict_counts(results):
+    verdicts = [r.verdict for r in results if r.source == "S3"]
     assert verdicts.count("disagrees") == 4 and verdicts.count("agrees") == 8
 
 
-# --- document 003: table, entropy, single- and multi-label losses ------------------------------
+# --- S4: table, entropy, single- and multi-label losses ---------------------------------------
 
-def test_document_003_information_table_agrees_to_two_decimals(by_key):
+def test_s4_information_table_agrees_to_two_decimals(by_key):
     for p, stated, name in (("0.7", "0.36", "A"), ("0.2", "1.61", "B"), ("0.1", "2.30", "C")):
         value = -mpmath.log(mpmath.mpf(p))
         assert abs(value - mpmath.mpf(stated)) <= mpmath.mpf("0.005")
-        result = by_key[(DOC_003, "computer table, l.43", f"I({name}), p({name}) = {p}")]
+        result = by_key[("S4", "computer table", f"I({name}), p({name}) = {p}")]
         assert result.verdict == "agrees" and abs(float(result.computed) - float(value)) < 1e-6
 
 
-def test_document_003_entropy_0_804_comes_from_the_rounded_informations(by_key):
+def test_s4_entropy_0_804_comes_from_the_rounded_informations(by_key):
     """H = 0.80182 (0.802), but 0.7*0.36 + 0.2*1.61 + 0.1*2.30 = 0.804 exactly: `rounding`."""
     ps = ("0.7", "0.2", "0.1")
     h = -mpmath.fsum(mpmath.mpf(p) * mpmath.log(mpmath.mpf(p)) for p in ps)
     assert abs(h - mpmath.mpf("0.804")) > mpmath.mpf("0.0005")
     rounded_sum = sum(Fraction(p) * Fraction(info) for p, info in zip(ps, ("0.36", "1.61", "2.30")))
     assert rounded_sum == Fraction("0.804")
-    result = by_key[(DOC_003, "computer table, l.55", "H(X)")]
+    result = by_key[("S4", "computer table", "H(X)")]
     assert result.verdict == "rounding" and abs(float(result.computed) - float(h)) < 1e-6
     assert "0.7×0.36 + 0.2×1.61 + 0.1×2.30 = 0.804" in result.note
 
@@ -271,22 +348,23 @@ def test_document_003_entropy_0_804_comes_from_the_rounded_informations(by_key):
     ("loss 鼠 (mouse)", -mpmath.log(mpmath.mpf("0.8"))),
     ("cat+frog+mouse loss", -mpmath.log(mpmath.mpf("0.9") * mpmath.mpf("0.7") * mpmath.mpf("0.8"))),
 ])
-def test_document_003_symbolic_losses_are_exactly_the_stated_logs(quantity, value, results):
-    result = next(r for r in results if r.document == DOC_003 and r.quantity == quantity)
+def test_s4_symbolic_losses_are_exactly_the_stated_logs(quantity, value, results):
+    result = next(r for r in results if r.source == "S4" and r.quantity == quantity)
     assert result.verdict == "agrees"
     shown = float(re.search(r"= (-?\d+\.\d{8})", result.note).group(1))
     assert abs(shown - float(value)) < 1e-8
 
 
-def test_document_003_claims_agree(results):
-    claims = [r for r, ex in zip(results, WORKED_EXAMPLES) if ex.document == DOC_003 and ex.method in CLAIMS]
+def test_s4_claims_agree(results):
+    claims = [r for r, ex in zip(results, WORKED_EXAMPLES) if ex.source.key == "S4" and ex.method in CLAIMS]
     assert len(claims) == 2 and all(r.verdict == "agrees" for r in claims)
 
 
 # --- verdicts can fail ------------------------------------------------------------------------
 
 def _variant(method, inputs, stated, quantity="variant"):
-    return WorkedExample(DOC_000, "0", "variant", quantity, method, inputs, stated, "agrees")
+    return WorkedExample(SOURCES["S1"], "variant", quantity, method, inputs, stated, "agrees", "passage",
+                         "translation")
 
 
 def test_a_wrong_stated_value_is_reported_not_explained():
@@ -312,8 +390,8 @@ def test_verify_checks_pass_and_catch_a_catalogue_regression(monkeypatch):
     real = check_module.self_information
     monkeypatch.setattr(check_module, "self_information", lambda p, base=2: real(p, 2))
     failed = [check.name for check in checks if not check.run()[0]]
-    assert sorted(failed) == sorted(f"003 computer table, l.{line}: {q}" for line, q in (
-        ("43", "I(A), p(A) = 0.7"), ("43", "I(B), p(B) = 0.2"), ("43", "I(C), p(C) = 0.1"), ("55", "H(X)")))
+    assert sorted(failed) == sorted(f"S4 computer table: {q}" for q in (
+        "I(A), p(A) = 0.7", "I(B), p(B) = 0.2", "I(C), p(C) = 0.1", "H(X)"))
 
 
 def test_inputs_are_parsed_as_exact_decimals_only():
@@ -327,7 +405,8 @@ def test_inputs_are_parsed_as_exact_decimals_only():
 
 def test_records_serialise_to_json_with_the_cli_keys(results):
     records = json.loads(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
-    assert all(set(r) == {"document", "example", "quantity", "stated", "computed", "verdict", "note"}
+    assert all(set(r) == {"source", "example", "quantity", "stated", "computed", "verdict", "note", "passage",
+                          "translation"}
                for r in records)
     assert all(r["verdict"] in VERDICTS for r in records)
     assert all(r["note"] for r in records if r["verdict"] != "agrees")

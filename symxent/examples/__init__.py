@@ -1,6 +1,6 @@
-"""The worked examples of the four source documents: data (:mod:`.documents`) and verdicts (:mod:`.check`)."""
+"""The worked examples of the four source articles: data (:mod:`.documents`) and verdicts (:mod:`.check`)."""
 from .check import ExampleResult, check_example, run_examples, verify_checks
-from .documents import DOCUMENTS, WORKED_EXAMPLES, WorkedExample
+from .documents import SOURCES, WORKED_EXAMPLES, Source, WorkedExample
 
-__all__ = ["DOCUMENTS", "WORKED_EXAMPLES", "WorkedExample", "ExampleResult", "check_example", "run_examples",
-           "verify_checks"]
+__all__ = ["SOURCES", "Source", "WORKED_EXAMPLES", "WorkedExample", "ExampleResult", "check_example",
+           "run_examples", "verify_checks"]

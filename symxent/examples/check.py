@@ -1,4 +1,4 @@
-"""Recompute every worked example of the documents from the catalogue and give it a verdict.
+"""Recompute every worked example of the source articles from the catalogue and give it a verdict.
 
 Verdicts:
 
@@ -39,15 +39,21 @@ _DECIMAL = re.compile(r"^-?\d+(\.\d+)?%?$")
 
 @dataclass(frozen=True)
 class ExampleResult:
-    """One stated value with its recomputation and verdict."""
+    """One stated value with its recomputation and verdict.
 
-    document: str
+    ``source`` is the article's key in :data:`~symxent.examples.documents.SOURCES`; ``passage`` is the
+    article's text that states the value (verbatim) and ``translation`` its English.
+    """
+
+    source: str
     example: str
     quantity: str
     stated: str
     computed: str
     verdict: str
     note: str
+    passage: str
+    translation: str
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +119,7 @@ def is_zero(expr) -> bool:
 # --- numeric methods: inputs -> exact value ----------------------------------------------------
 
 def _log_of_softmax(x, k):
-    """``torch.log(softmax(x))``: the log taken after the softmax (document 000's log_output)."""
+    """``torch.log(softmax(x))``: the log taken after the softmax (S1's log_output)."""
     return sp.log(softmax(x, k))
 
 
@@ -345,7 +351,7 @@ def _claim_cross_entropy_not_symmetric(a):
 
 
 def _document_row_loss(z, cls, weight=None):
-    """Document 001's formulas (1)/(2): ``-weight[class] * log(exp(x[class]) / sum_j exp(x[j]))``."""
+    """S2's formulas (1)/(2): ``-weight[class] * log(exp(x[class]) / sum_j exp(x[j]))``."""
     if isinstance(z, tuple):
         denominator = sp.Add(*(sp.exp(v) for v in z))
     else:
@@ -449,12 +455,13 @@ def check_example(ex: WorkedExample) -> ExampleResult:
     elif ex.method in CLAIMS:
         computed, verdict, note = _claim_result(ex)
     else:
-        raise ValueError(f"unknown recomputation method {ex.method!r} for {ex.document} {ex.title}")
-    return ExampleResult(ex.document, ex.title, ex.quantity, ex.stated, computed, verdict, note)
+        raise ValueError(f"unknown recomputation method {ex.method!r} for {ex.source.key} {ex.example}")
+    return ExampleResult(ex.source.key, ex.example, ex.quantity, ex.stated, computed, verdict, note, ex.passage,
+                         ex.translation)
 
 
 def run_examples(examples=WORKED_EXAMPLES) -> list:
-    """Every worked example of the documents, recomputed, with its verdict (document order)."""
+    """Every worked example of the articles, recomputed, with its verdict (in source order)."""
     return [check_example(ex) for ex in examples]
 
 
@@ -470,4 +477,4 @@ def verify_checks() -> list:
             return result.verdict == ex.expected_verdict, detail
         return check
 
-    return [Check("examples", f"{ex.document[:3]} {ex.title}: {ex.quantity}", run(ex)) for ex in WORKED_EXAMPLES]
+    return [Check("examples", f"{ex.source.key} {ex.example}: {ex.quantity}", run(ex)) for ex in WORKED_EXAMPLES]
