@@ -19,8 +19,9 @@ the module is imported). Each case function allocates the outputs and launches i
 What is analysed is the CUDA target's analysis of a row case (:class:`symxent.codegen.cuda.target._RowCase`:
 the gathers, the score, the sums and how they follow ``m``, the loop-invariant values of each pass); only
 the printing differs. Functions Triton's interpreter cannot run (libdevice) are not printed: ``log1p`` is
-``_log1p`` below (Goldberg's ``log(u) * x / (u - 1)``, ``u = 1 + x``: accurate without libdevice), a
-non-integer power ``_pow``, ``tanh`` ``_tanh``; any other function is an error naming it.
+``_log1p`` (Goldberg's ``log(u) * x / (u - 1)``, ``u = 1 + x``: accurate without libdevice), a
+non-integer power ``_pow``, ``tanh`` ``_tanh``: helpers of :mod:`symxent.runtime.triton_lib`, which the generated
+modules import; any other function is an error naming it.
 """
 from __future__ import annotations
 
@@ -38,8 +39,6 @@ from .targets import REGENERATE, Target, dispatcher, source_comment
 
 #: integer exponents printed as repeated multiplication
 SMALL_POWERS = (2, 3, 4)
-#: the largest class block of a row kernel (a row longer than this is streamed in blocks)
-MAX_ROW_BLOCK = 4096
 #: elements per program of an elementwise kernel
 ELEMENT_BLOCK = 1024
 
@@ -466,44 +465,7 @@ import torch
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _log1p(x):
-    """log(1 + x), accurate for small x without libdevice (Goldberg: log(u) * x / (u - 1), u = 1 + x)."""
-    u = 1.0 + x
-    return tl.where(u == 1.0, x, tl.log(u) * (x / tl.where(u == 1.0, 1.0, u - 1.0)))
-
-
-@triton.jit
-def _pow(x, y):
-    """x ** y for x >= 0 (0 ** y = 0 for y > 0, 1 for y == 0)."""
-    return tl.where(x == 0.0, tl.where(y == 0.0, 1.0, 0.0), tl.exp(y * tl.log(tl.where(x == 0.0, 1.0, x))))
-
-
-@triton.jit
-def _tanh(x):
-    """tanh(x) = sign(x) (1 - e^(-2|x|)) / (1 + e^(-2|x|)): no overflow, without libdevice."""
-    t = tl.exp(-2.0 * tl.abs(x))
-    return tl.where(x < 0, -1.0, 1.0) * ((1.0 - t) / (1.0 + t))
-
-
-@triton.jit
-def _shift(m):
-    """The shift the sums are taken at: the running maximum, or 0 while every score so far is -inf."""
-    return tl.where(m == float("-inf"), 0.0, m)
-
-
-def _compute(like):
-    return tl.float64 if like.dtype == torch.float64 else tl.float32
-
-
-def _accumulate(like):
-    """Per-row losses and logsumexps: float32 (float64 for float64 input), whatever the input's precision."""
-    return torch.float64 if like.dtype == torch.float64 else torch.float32
-
-
-def _row_block(n_cols):
-    return min(triton.next_power_of_2(n_cols), {max_block})
+from symxent.runtime.triton_lib import _accumulate, _compute, _log1p, _pow, _row_block, _shift, _tanh  # noqa: F401
 '''
 
 
@@ -522,8 +484,7 @@ class TritonTarget(Target):
             case = _TritonElementwise(loss, low) if loss.kind is Kind.ELEMENTWISE else _TritonRow(loss, low, index)
             pieces += [case.kernel(), case.function()]
         title = f"{loss.name} for triton (generated)"
-        head = MODULE_HEAD.format(title=title, command=REGENERATE, source=source_comment(loss), name=loss.name,
-                                  max_block=MAX_ROW_BLOCK)
+        head = MODULE_HEAD.format(title=title, command=REGENERATE, source=source_comment(loss), name=loss.name)
         keywords = ("out",) if loss.kind is Kind.ROW else ()
         text = head + "\n\n" + "\n\n".join(pieces) + "\n\n" + dispatcher(loss, lowered, keywords)
         return {f"{loss.name}.py": text.rstrip() + "\n"}
