@@ -4,7 +4,10 @@ Run by tests/test_triton_interpreter.py in a child process with TRITON_INTERPRET
 line ``GRID <json>``: the cases run and the failures. Every option, reduction, dtype and shape edge appears at
 least once and the options pairwise (not the full product: one interpreted call of (64, 1000) takes ~1 s).
 Expected values: torch.nn.functional (in float64, rounded to the output dtype), and for the z-loss torch's
-expression ``F.cross_entropy(x, t, ...) + s * (lse[keep]**2).sum() / keep.sum()``.
+expression ``F.cross_entropy(x, t, ...) + s * (lse[keep]**2).sum() / keep.sum()``. Half precision: the kernels
+load float16 / bfloat16 rows as they are and store the gradient row in that dtype; the interpreter converts
+float32 -> bfloat16 by truncation (a GPU rounds to nearest), at most one bfloat16 ulp (2^-7 relative) more than
+rounding, inside the bfloat16 tolerance used here (3e-2).
 """
 import itertools
 import json
