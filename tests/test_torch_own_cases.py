@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 import re
 import warnings
 import zlib
@@ -55,7 +56,10 @@ import torch
 
 import symxent.functional as sxf
 
-BACKENDS = ("torch", "numpy", "c", "cuda")
+BACKENDS = ("torch", "numpy", "c", "cuda", "triton")
+#: TRITON_INTERPRET is read when the Triton kernels are imported: the triton cases run in the child process of
+#: tests/test_triton_interpreter.py that sets it (CPU tensors), or natively on a GPU
+TRITON_HERE = os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available()
 ARRAY_BACKENDS = ("numpy", "c")
 
 #: op_db (name, variant_test_name) -> symxent.functional function of the same name
@@ -125,6 +129,9 @@ UNSUPPORTED = {
     Rule("cuda backend without a CUDA device",
          lambda c: c.backend == "cuda" and not torch.cuda.is_available()):
         "no CUDA device here (torch.cuda.is_available() is False)",
+    Rule("triton backend outside Triton's interpreter and without a CUDA device",
+         lambda c: c.backend == "triton" and not TRITON_HERE):
+        "run by tests/test_triton_interpreter.py in a child process with TRITON_INTERPRET=1 (read at import)",
 }
 
 
@@ -225,6 +232,12 @@ def _grad_arguments(function, args, kwargs):
     names = _argument_names(function)
     positional = [names[i] for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.is_floating_point()]
     return positional + [k for k, v in kwargs.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+
+
+def _device(backend):
+    """Where a tensor backend's tensors go: cuda on a GPU (triton: unless interpreted), else the CPU."""
+    interpreted = backend == "triton" and os.environ.get("TRITON_INTERPRET") == "1"
+    return "cuda" if backend in ("cuda", "triton") and not interpreted else "cpu"
 
 
 def _param(case):
@@ -375,7 +388,7 @@ def _run_ours(case, ours, x, args, kwargs, go):
         out, grad = _call(ours, _to_numpy(x), *np_args, backend=backend, return_grad=True,
                           grad_output=_to_numpy(go), **np_kwargs)
         return _from_numpy(out), _from_numpy(grad)
-    device = "cuda" if backend == "cuda" else "cpu"
+    device = _device(backend)
     move = functools.partial(_map_tensors, f=lambda t: t.to(device))
     x = x.to(device).requires_grad_(go is not None)
     out = _call(ours, x, *move(args), backend=backend, **move(kwargs))
@@ -420,7 +433,7 @@ def test_argument_grad(case):
     except Exception as e:
         torch_error = e
 
-    device = "cuda" if case.backend == "cuda" else "cpu"
+    device = _device(case.backend)
     xo, ao, ko, leaf_o = prepared(lambda t: t.to(device, copy=True))
     if torch_error is not None:
         try:
@@ -458,7 +471,7 @@ def test_error_input(case):
     if case.backend in ARRAY_BACKENDS:
         call = lambda: _call(ours, _to_numpy(x), *_to_numpy(args), backend=case.backend, **_to_numpy(kwargs))
     else:
-        move = functools.partial(_map_tensors, f=lambda t: t.to("cuda" if case.backend == "cuda" else "cpu"))
+        move = functools.partial(_map_tensors, f=lambda t: t.to(_device(case.backend)))
         call = lambda: _call(ours, move(x), *move(args), backend=case.backend, **move(kwargs))
     try:
         call()

@@ -90,3 +90,23 @@ def test_backend_triton_traces_with_fullgraph():
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
     done = subprocess.run([sys.executable, "-c", CHILD_COMPILE], env=env, capture_output=True, text=True, timeout=600)
     assert "COMPILED OK" in done.stdout, done.stderr[-3000:]
+
+
+def test_pytorchs_own_cases_on_backend_triton():
+    """tests/test_torch_own_cases.py's triton cases (PyTorch's OpInfo samples, argument gradients and error inputs
+    for the seven ops), run by pytest in a child process with TRITON_INTERPRET=1: every one agrees with torch."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    module = Path(__file__).with_name("test_torch_own_cases.py")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
+                           "-p", "no:warnings", str(module), "-k", "triton"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-4000:]
+    passed = int(re.search(r"(\d+) passed", summary).group(1))
+    assert passed >= 1000 and "failed" not in summary, summary

@@ -256,7 +256,7 @@ def _prob_rows_others(inputs, wanted, grad_loss):
     """cross_entropy_prob_rows(z, y, w, options, ...): the gradients of y (input 1) and w (input 2)."""
     z, y, w, options = inputs[:4]
     smoothing = dict(zip(sem.KERNEL_OPTIONS, options))["label_smoothing"]
-    grad_y, grad_w = prob_target_grads(z, y, w, smoothing, 1 in wanted, 2 in wanted)
+    grad_y, grad_w = prob_target_grads(z.to(work_dtype(z.dtype)), y, w, smoothing, 1 in wanted, 2 in wanted)
     scale = grad_loss.unsqueeze(-1)
     return {i: g for i, g in ((1, grad_y * scale if 1 in wanted else None),
                               (2, (grad_w * scale).sum(0) if 2 in wanted else None)) if g is not None}
@@ -265,7 +265,7 @@ def _prob_rows_others(inputs, wanted, grad_loss):
 def _elements_others(name):
     """An elementwise loss op's gradient by its target (input 1)."""
     def others(inputs, wanted, grad_loss):
-        operands = [v for v in inputs if isinstance(v, Tensor)]
+        operands = [v.to(work_dtype(v.dtype)) for v in inputs if isinstance(v, Tensor)]  # half input: triton's
         log_target = bool(inputs[2]) if name == "kl_div" else False
         return {1: target_grad_elements(name, operands, log_target) * grad_loss}
     return others
@@ -369,9 +369,10 @@ def class_loss(spec, input, target, weight, *, kernels="torch", inplace_backward
 
 
 def softmax_like(name, input, dim, *, kernels="torch"):
-    """softmax / log_softmax along ``dim`` on tensors."""
+    """softmax / log_softmax along ``dim`` on tensors (in the work dtype on every kernel backend: the output is what
+    the backward reads, so it is kept unrounded)."""
     work = work_dtype(input.dtype)
-    rows = sem.last_dim_rows(torch, _kernel_input(input, work, kernels), dim)
+    rows = sem.last_dim_rows(torch, input.to(work), dim)
     op = softmax_rows if name == "softmax" else log_softmax_rows
     return sem.from_last_dim_rows(torch, op(rows, kernels), input.shape, dim).to(input.dtype)
 
