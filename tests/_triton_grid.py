@@ -167,5 +167,16 @@ for k, (probability, reduction, dtype) in enumerate([(False, "mean", torch.float
     if leaf.detach().data_ptr() != grad.data_ptr() and not torch.equal(leaf.detach(), grad):
         failures.append(f"{label}: the gradient is not in the logits' buffer")
 
+# linear_cross_entropy with the Triton row kernel (chunks smaller than N; the gradient written into each chunk)
+for k, (kwargs, dtype) in enumerate([(dict(), torch.float32), (dict(label_smoothing=0.1, reduction="sum"), torch.float64),
+                                     (dict(reduction="none"), torch.bfloat16)]):
+    h = torch.randn(37, 16, generator=gen(800 + k), dtype=torch.float64)
+    W = torch.randn(300, 16, generator=gen(900 + k), dtype=torch.float64) * 0.5
+    t = torch.randint(0, 300, (37,), generator=gen(k))
+    t[::5] = -100
+    run(f"linear_cross_entropy {kwargs} {dtype}",
+        lambda h, W: S.linear_cross_entropy(h, W, t, backend="triton", chunk_size=8, **kwargs),
+        lambda h, W: F.cross_entropy(h @ W.T, t, **kwargs), [h, W], dtype)
+
 print("GRID " + json.dumps(dict(ran=ran, failures=failures)))
 sys.exit(0)

@@ -17,7 +17,8 @@ Memory beyond the inputs and the gradients: one chunk's buffers (its logits and 
 one more with soft-capping), ``chunk_size`` rows of them, chosen from N, C and :data:`CHUNK_BUDGET_BYTES`
 when not given (:func:`automatic_chunk_rows`). The row kernel per backend: ``"c"`` (CPU tensors, the generated C kernel through NumPy views,
 the default on CPU), ``"torch"`` (the generated torch kernel, any device), ``"cuda"`` (CUDA tensors, the
-generated CUDA kernel, the default there). Everything runs inside torch custom ops
+generated CUDA kernel, the default there), ``"triton"`` (the generated Triton kernel: CUDA tensors, or CPU ones under
+``TRITON_INTERPRET=1``; the gradient written into the chunk's logits). Everything runs inside torch custom ops
 (``symxent::linear_cross_entropy`` and its ``_backward``), so ``torch.compile(fullgraph=True)`` traces it.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ CHUNK_BUDGET_BYTES = 32 << 20
 #: ... or this share of the float32 gradients' bytes (N D + C D), when larger: big problems get rows enough for
 #: efficient matmuls (80 rows at C = 50257 ran 1.1x the unfused reference; torch's chunked path takes ~300)
 GRADIENT_SHARE = 0.25
-CHUNK_BACKENDS = ("c", "torch", "cuda")
+CHUNK_BACKENDS = ("c", "torch", "cuda", "triton")
 _HALF = (torch.float16, torch.bfloat16)
 #: user losses by key (a custom op takes strings, not objects): key -> Loss; their parameter values travel in the
 #: op's ``options``, in the loss's parameter order, so a schedule of values registers nothing new
@@ -124,6 +125,9 @@ def _backend(backend, input) -> str:
                          f"{', '.join(map(repr, CHUNK_BACKENDS))}")
     if backend == "cuda" and not input.is_cuda:
         raise TypeError("backend='cuda' takes CUDA tensors; use backend='c' or 'torch' for CPU tensors")
+    if backend == "triton":
+        from .dispatch import check_triton
+        check_triton(input)
     if backend == "c" and input.device.type != "cpu":
         raise TypeError(f"backend='c' takes CPU tensors, not {input.device.type} tensors; use backend='torch' or "
                         f"'cuda'")
@@ -266,7 +270,8 @@ def _row_kernel(kernel: str, backend: str):
         return call
 
     def call(z, t, w, scalars, want_grad):
-        loss, grad, _ = fn(z, t, w, **scalars, want_grad=want_grad)
+        into = dict(out=z) if backend == "triton" else {}  # triton: the gradient into the chunk's logits buffer
+        loss, grad, _ = fn(z, t, w, **scalars, want_grad=want_grad, **into)
         return loss, grad
     return call
 
