@@ -290,3 +290,12 @@ def test_a_tower_of_exponentials_ends_quickly():
     start = time.monotonic()
     assert prove("exp(exp(exp(x)))", "0", relation=">=").status == PROVED
     assert time.monotonic() - start < 30
+
+
+def test_a_name_read_as_a_vector_on_one_side_and_a_scalar_on_the_other_is_an_error():
+    """``kl(p, (p + q)/2)`` reads q as a scalar (the right operand of a vector sum): against ``js(p, q)``, where q
+    is a distribution, the two sides would be about different q. An error naming q, never a verdict."""
+    from symxent.prove.parse import FormulaError
+    with pytest.raises(FormulaError, match="'q' is a vector in the lhs and a scalar in the rhs"):
+        prove("js(p, q)", "kl(p, (p + q)/2)")
+    assert prove("js(p, q)", "js(q, p)").status == "proved"

@@ -109,21 +109,35 @@ def _name(variable) -> str:
 # --- building ---------------------------------------------------------------------------------
 
 def _side(value, which: str, n, names):
-    """One side as a SymPy expression and its natural domains; a formula error names the side."""
+    """One side as a SymPy expression, its natural domains, conditions and the kinds of its free names (a
+    formula's: vector or scalar); a formula error names the side."""
     from .parse import FormulaError, parse_with_domains
     if isinstance(value, str):
         try:
-            return parse_with_domains(value, n=n, names=names)
+            return parse_with_domains(value, n=n, names=names, with_kinds=True)
         except FormulaError as exc:
             raise FormulaError(f"{which}: {exc.reason}", exc.column, exc.line) from None
     if isinstance(value, bool):
         raise TypeError(f"{which}: expected a SymPy expression or a formula string, got a bool")
     if isinstance(value, (int, float)):
-        return sp.sympify(value), {}, []
+        return sp.sympify(value), {}, [], {}
     if not isinstance(value, sp.Expr):
         raise TypeError(f"{which}: expected a SymPy expression or a formula string, got {type(value).__name__} "
                         f"(pass the two sides of a relation separately)")
-    return value, {}, []
+    return value, {}, [], {}
+
+
+def _same_kind_on_both_sides(left_kinds: dict, right_kinds: dict) -> None:
+    """A formula fixes each free name's kind from its own uses (a vector where a vector is expected, else a
+    scalar): a name read as a vector on one side and as a scalar on the other would make the two sides talk about
+    different things. That is an error naming it, not a verdict (``kl(p, (p + q)/2)`` reads ``q`` as a scalar)."""
+    from .parse import FormulaError
+    for name in sorted(set(left_kinds) & set(right_kinds)):
+        if left_kinds[name] != right_kinds[name]:
+            raise FormulaError(f"{name!r} is a {left_kinds[name]} in the lhs and a {right_kinds[name]} in the rhs: "
+                               f"use it the same way on both sides (a free name is read as a vector only where a "
+                               f"vector is expected; in a vector sum such as (p + q)/2 the left operand is the vector "
+                               f"and the right one a scalar)")
 
 
 def stated_domains(assumptions: Iterable, variables_by_name: dict) -> dict:
@@ -263,11 +277,12 @@ def make_claim(lhs, rhs, relation: str = "==", assumptions=(), n: Optional[int] 
         raise ValueError(f"relation must be one of {RELATIONS}, got {relation!r}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n must be a positive integer (the number of classes) or None, got {n!r}")
-    lhs, natural_left, conditions_left = _side(lhs, "lhs", n, names)
-    rhs, natural_right, conditions_right = _side(rhs, "rhs", n, names)
+    lhs, natural_left, conditions_left, kinds_left = _side(lhs, "lhs", n, names)
+    rhs, natural_right, conditions_right, kinds_right = _side(rhs, "rhs", n, names)
     natural = dict(natural_left)
     for name, domain in natural_right.items():
         natural[name] = domain if name not in natural else natural[name].intersect(domain)
+    _same_kind_on_both_sides(kinds_left, kinds_right)
     lhs, rhs = _one_object_per_name(lhs, rhs)
     left, right = alpha_rename(lhs), alpha_rename(rhs)
     both = sp.Add(left, right, evaluate=False)

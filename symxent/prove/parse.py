@@ -774,14 +774,15 @@ def _names(names) -> dict:
     return checked
 
 
-def parse_with_domains(text: str, n: int | None = None, names: dict | None = None) -> tuple:
+def parse_with_domains(text: str, n: int | None = None, names: dict | None = None, with_kinds: bool = False) -> tuple:
     """``(expression, natural domains, conditions)``: as :func:`parse_formula`, and for each free name
     passed to a catalogue function the domain where that function is defined (``entropy(p)``: ``p`` a
     distribution), and for an expression passed there, the condition ``(expression, domain)``
     (``label_smoothing=eps/2``: ``eps/2`` in [0, 1]). With a concrete ``n`` a named vector is ``z[0], ..., z[n-1]`` (so that its
-    elements can be drawn together, e.g. summing to 1)."""
+    elements can be drawn together, e.g. summing to 1). ``with_kinds``: also ``{free name: "vector" | "scalar"}``."""
     builder = _builder(text, n, names, indexed_vectors=True)
-    return builder.result, dict(builder.natural), list(builder.conditions)
+    out = builder.result, dict(builder.natural), list(builder.conditions)
+    return out + ({name: str(kind) for name, kind in builder.kinds.items()},) if with_kinds else out
 
 
 def _builder(text, n, names, indexed_vectors=False) -> "_Builder":
