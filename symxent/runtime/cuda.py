@@ -38,6 +38,7 @@ import importlib
 import importlib.resources
 import inspect
 import math
+import re
 from dataclasses import dataclass
 
 from .. import semantics
@@ -123,6 +124,32 @@ def unavailable_reason(device=None):
     from torch.utils.cpp_extension import CUDA_HOME
     if CUDA_HOME is None:
         return "nvcc was not found (set CUDA_HOME to the CUDA toolkit)"
+    return toolkit_mismatch(nvcc_release(CUDA_HOME), torch.version.cuda)
+
+
+@functools.lru_cache(maxsize=None)
+def nvcc_release(cuda_home) -> str | None:
+    """The CUDA release of ``cuda_home``'s nvcc (``"13.0"``), None when it cannot be run or read."""
+    import subprocess
+    from pathlib import Path
+    try:
+        text = subprocess.run([str(Path(cuda_home) / "bin" / "nvcc"), "--version"], capture_output=True, text=True,
+                              timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"release (\d+\.\d+)", text)
+    return found.group(1) if found else None
+
+
+def toolkit_mismatch(nvcc: str | None, torch_cuda: str | None) -> str | None:
+    """Why a module built by this nvcc would not load into this torch (a different CUDA major version: the
+    extension links another CUDA runtime), or None."""
+    if nvcc is None or torch_cuda is None:
+        return None
+    if nvcc.split(".")[0] != torch_cuda.split(".")[0]:
+        return (f"nvcc is CUDA {nvcc} but this PyTorch was built with CUDA {torch_cuda}: the kernels must be built "
+                f"by a toolkit of the same major version (set CUDA_HOME to a CUDA {torch_cuda.split('.')[0]}.x "
+                f"toolkit)")
     return None
 
 
@@ -166,10 +193,12 @@ def headers_text() -> str:
 
 
 def build_key(source: str, binding: str) -> str:
-    """A hash of everything the module is built from: sources, headers, flags, torch and CUDA versions."""
+    """A hash of everything the module is built from: sources, headers, flags, torch and CUDA versions, the
+    toolkit (``CUDA_HOME`` and its nvcc's release)."""
     torch = _torch()
+    from torch.utils.cpp_extension import CUDA_HOME
     text = "\0".join([source, binding, headers_text(), " ".join(NVCC_FLAGS), torch.__version__,
-                      str(torch.version.cuda)])
+                      str(torch.version.cuda), str(CUDA_HOME), str(nvcc_release(CUDA_HOME) if CUDA_HOME else None)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -33,6 +33,9 @@
 #include <tuple>
 #ifndef SYMXENT_CUDA_HOST_CHECK
 #include <map>
+#include <mutex>
+#include <set>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -445,6 +448,12 @@ template <typename M> struct RowsArgs {
   cudaStream_t stream;
 };
 
+// the launch-configuration caches below are shared by every host thread that launches: one lock guards them
+static std::mutex& launch_cache_lock() {
+  static std::mutex lock;
+  return lock;
+}
+
 // clusters of this kernel that fit on the device at once (cached per configuration)
 template <typename Kernel>
 static int active_clusters(Kernel kernel, const cudaLaunchConfig_t& cfg) {
@@ -452,6 +461,7 @@ static int active_clusters(Kernel kernel, const cudaLaunchConfig_t& cfg) {
   sx_check(cudaGetDevice(&device), "cudaGetDevice");
   static std::map<std::tuple<const void*, int, unsigned, size_t>, int> known;
   const auto key = std::make_tuple((const void*)kernel, device, cfg.attrs[0].val.clusterDim.x, cfg.dynamicSmemBytes);
+  std::lock_guard<std::mutex> guard(launch_cache_lock());
   auto found = known.find(key);
   if (found != known.end()) return found->second;
   int clusters = 0;
@@ -461,6 +471,19 @@ static int active_clusters(Kernel kernel, const cudaLaunchConfig_t& cfg) {
   }
   known[key] = clusters;
   return clusters;
+}
+
+// allow this kernel the largest dynamic shared memory it may ask for, once per (kernel, device): a launch never
+// meets a smaller limit that another host thread set for its own configuration in the meantime
+template <typename Kernel>
+static void allow_dynamic_smem(Kernel kernel, size_t largest) {
+  int device = 0;
+  sx_check(cudaGetDevice(&device), "cudaGetDevice");
+  static std::set<std::pair<const void*, int>> done;
+  std::lock_guard<std::mutex> guard(launch_cache_lock());
+  if (!done.insert(std::make_pair((const void*)kernel, device)).second) return;
+  sx_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)largest),
+           "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
 }
 
 template <typename M, typename T, typename Case>
@@ -479,6 +502,7 @@ static void launch_rows(const RowsArgs<M>& a) {
   sx_check(cudaFuncGetAttributes(&attributes, kernel), "cudaFuncGetAttributes");
   const size_t optin = (size_t)sx_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   if (smem + attributes.sharedSizeBytes > optin) smem = 0;  // too long: stream the row twice
+  if (smem > 0) allow_dynamic_smem(kernel, optin - attributes.sharedSizeBytes);
 
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeClusterDimension;
@@ -495,8 +519,6 @@ static void launch_rows(const RowsArgs<M>& a) {
     attribute[0].val.clusterDim.x = (unsigned)S;
     cfg.gridDim = dim3((unsigned)S, 1, 1);  // one cluster, for the occupancy query
     cfg.dynamicSmemBytes = smem;
-    sx_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-             "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
     if (S == 1 && smem == 0) break;
     if (active_clusters(kernel, cfg) > 0) break;
     if (smem > 0) smem = 0;
