@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import symxent.functional as sxf
 from symxent.runtime.cuda import unavailable_reason
 
 REASON = unavailable_reason()
@@ -396,3 +397,79 @@ def test_user_losses_go_through_the_row_template(dtype):
         ref.backward(retain_graph=True)
         assert_close(loss, ref, dtype)
         assert_close(x.grad, z64.grad, dtype)
+
+
+# --- the risks of the row skeleton (issue 15's list): every cluster size x option x dtype x in-place -------------
+
+#: row lengths (classes) whose bytes give clusters of 1, 2, 4 and 8 CTAs (shares of <= 64 KiB, rows.cuh's
+#: kSliceBytes), per element size
+CLUSTER_COLS = {4: {1: 3000, 2: 30000, 4: 60000, 8: 120000}, 2: {1: 6000, 2: 60000, 4: 120000, 8: 240000}}
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["copy", "inplace"])
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("cluster", [1, 2, 4, 8])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_every_cluster_size_option_dtype_and_inplace(dtype, cluster, option, inplace):
+    cols = CLUSTER_COLS[torch.tensor([], dtype=dtype).element_size()][cluster]
+    spec = dict(OPTIONS[option])
+    ignore_index = spec.pop("ignore_index", -100)
+    z = logits(4, cols, dtype, seed=cluster)
+    t = targets(4, cols, seed=cluster + 1, ignore_every=spec.pop("ignore_every", 0), ignore_index=ignore_index)
+    w = class_weights(cols, dtype) if spec.pop("weighted", False) else None
+    loss, grad, ref, ref_grad = run_both(z, t, w, ignore_index=ignore_index, reduction="sum", inplace=inplace, **spec)
+    rtol = RTOL[dtype] * (5 if dtype == torch.float32 and cols > 100000 else 1)
+    assert_close(loss, ref, dtype, rtol)
+    assert_close(grad, ref_grad, dtype, rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_no_rows(dtype):
+    z = logits(0, 50, dtype)
+    loss, grad, ref, ref_grad = run_both(z, targets(0, 50), reduction="sum")
+    assert loss.item() == 0 and grad.shape == (0, 50)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_rows_of_minus_infinity_but_the_target(dtype):
+    z = torch.full((3, 1000), float("-inf"), device=DEVICE, dtype=dtype)
+    t = torch.tensor([5, 500, 999], device=DEVICE)
+    z[torch.arange(3, device=DEVICE), t] = torch.tensor([0.0, 3.0, -2.0], device=DEVICE, dtype=dtype)
+    loss, grad, ref, ref_grad = run_both(z, t, reduction="none", go=torch.ones(3, device=DEVICE))
+    assert_close(loss, ref, dtype)
+    assert torch.equal(grad.isnan(), ref_grad.isnan()) and torch.nan_to_num(grad).abs().max() == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_a_misaligned_input_slice(dtype):
+    """Logits starting one element after a 16-byte boundary (a slice of a larger buffer): the scalar head."""
+    base = logits(5 * 1001 + 1, 1, dtype).reshape(-1)
+    z = base[1:].reshape(5, 1001)
+    assert z.data_ptr() % 16 != 0
+    loss, grad, ref, ref_grad = run_both(z, targets(5, 1001), class_weights(1001, dtype), eps=0.1, reduction="sum")
+    assert_close(loss, ref, dtype)
+    assert_close(grad, ref_grad, dtype)
+
+
+def test_weights_of_another_dtype_raise_as_torch():
+    z, t = logits(4, 10, torch.float32), targets(4, 10)
+    with pytest.raises(RuntimeError) as theirs:
+        F.cross_entropy(z, t, weight=class_weights(10, torch.float64))
+    with pytest.raises(RuntimeError) as ours:
+        sxf.cross_entropy(z, t, weight=class_weights(10, torch.float64), backend="cuda")
+    assert "scalar type" in str(theirs.value) and "scalar type" in str(ours.value), (ours.value, theirs.value)
+
+
+def test_many_rows():
+    z = logits(200_000, 64, torch.bfloat16)
+    t = targets(200_000, 64, ignore_every=13)
+    loss, grad, ref, ref_grad = run_both(z, t, reduction="mean")
+    assert_close(loss, ref, torch.bfloat16)
+    assert_close(grad, ref_grad, torch.bfloat16)
+
+
+@pytest.mark.parametrize("cols", [1000, 240000], ids=["one_cta", "cluster"])
+def test_the_same_bits_twice(cols):
+    z, t = logits(8, cols, torch.bfloat16), targets(8, cols)
+    runs = [run_both(z, t, class_weights(cols, torch.bfloat16), eps=0.1, reduction="sum")[:2] for _ in range(2)]
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
