@@ -33,7 +33,7 @@ struct Case0 {
     const float t = v[1];
     const float pos_weight = v[2];
     const float w = v[3];
-    return w*(x*(1 - t) - (t*(pos_weight - 1) + 1)*(-log1pf(__expf(-fabsf(x))) + fminf(0, x)));
+    return w*(x*(1 - t) - (t*(pos_weight - 1) + 1)*(-log1pf(sx_exp(-fabsf(x))) + fminf(0, x)));
   }
   __device__ static __forceinline__ float grad(const float (&v)[kInputs], const Params& prm) {
     const float x = v[0];
@@ -41,7 +41,7 @@ struct Case0 {
     const float pos_weight = v[2];
     const float w = v[3];
     const float x0 = pos_weight*t;
-    return w*(-x0 + (-t + x0 + 1)*1/(1 + __expf(-x)));
+    return w*(-x0 + (-t + x0 + 1)*1/(1 + sx_exp(-x)));
   }
 };
 

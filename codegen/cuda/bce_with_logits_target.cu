@@ -33,7 +33,7 @@ struct Case0 {
     const float t = v[1];
     const float pos_weight = v[2];
     const float w = v[3];
-    const float x0 = log1pf(__expf(-fabsf(x))) - fminf(0, x);
+    const float x0 = log1pf(sx_exp(-fabsf(x))) - fminf(0, x);
     const float x1 = -x0;
     return w*(x*(1 - t) - x1*(t*(pos_weight - 1) + 1));
   }
@@ -41,7 +41,7 @@ struct Case0 {
     const float x = v[0];
     const float pos_weight = v[2];
     const float w = v[3];
-    const float x0 = log1pf(__expf(-fabsf(x))) - fminf(0, x);
+    const float x0 = log1pf(sx_exp(-fabsf(x))) - fminf(0, x);
     const float x1 = -x0;
     return w*(-pos_weight*x1 - x - x0);
   }

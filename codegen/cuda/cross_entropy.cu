@@ -51,7 +51,7 @@ struct Case0 : RowCase<Row, Params> {
   __device__ static __forceinline__ void sums(float z_a, float unused_y, float w_a, float m_shift, const Row& row,
                                               const float* h, const Params& prm, float* s, float* u) {
     const float m2 = m_shift;
-    const float x0 = __expf(-m2 + z_a);
+    const float x0 = sx_exp(-m2 + z_a);
     s[0] += x0;
   }
   __device__ static __forceinline__ float loss(const Row& row, const Params& prm) {
@@ -74,7 +74,7 @@ struct Case0 : RowCase<Row, Params> {
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
     const float h1 = h[1];
-    const float x0 = __expf(h1 + z_a);
+    const float x0 = sx_exp(h1 + z_a);
     return h0*x0;
   }
   __device__ static __forceinline__ float scatter(const Row& row, const Params& prm) {
@@ -107,7 +107,7 @@ struct Case1 : RowCase<Row, Params> {
                                               const float* h, const Params& prm, float* s, float* u) {
     const float m2 = m_shift;
     const float x0 = -m2 + z_a;
-    const float x1 = __expf(x0);
+    const float x1 = sx_exp(x0);
     s[0] += w_a;
     s[1] += x0*w_a;
     s[2] += x1;
@@ -151,7 +151,7 @@ struct Case1 : RowCase<Row, Params> {
     const float h1 = h[1];
     const float h2 = h[2];
     const float x0 = h2 + z_a;
-    const float x1 = __expf(x0);
+    const float x1 = sx_exp(x0);
     return h0*w_a + h1*x1;
   }
   __device__ static __forceinline__ float scatter(const Row& row, const Params& prm) {

@@ -46,7 +46,7 @@ struct Case0 : RowCase<Row, Params> {
     const float m0 = m_shift;
     const float x0 = -m0 + z_a;
     const float x1 = w_a*y_a;
-    const float x2 = __expf(x0);
+    const float x2 = sx_exp(x0);
     s[0] += x0*x1;
     s[1] += x1;
     s[2] += x2;
@@ -72,7 +72,7 @@ struct Case0 : RowCase<Row, Params> {
     const float h1 = h[1];
     const float x0 = h1 + z_a;
     const float x1 = w_a*y_a;
-    const float x2 = __expf(x0);
+    const float x2 = sx_exp(x0);
     return h0*x2 - x1;
   }
 };
@@ -100,7 +100,7 @@ struct Case1 : RowCase<Row, Params> {
                                               const float* h, const Params& prm, float* s, float* u) {
     const float m0 = m_shift;
     const float x0 = -m0 + z_a;
-    const float x1 = __expf(x0);
+    const float x1 = sx_exp(x0);
     const float x2 = w_a*y_a;
     s[0] += w_a;
     s[1] += x0*w_a;
@@ -150,7 +150,7 @@ struct Case1 : RowCase<Row, Params> {
     const float h2 = h[2];
     const float epsilon = prm.label_smoothing;
     const float x0 = h2 + z_a;
-    const float x1 = __expf(x0);
+    const float x1 = sx_exp(x0);
     return h1*x1 + (epsilon*y_a + h0 - y_a)*w_a;
   }
 };

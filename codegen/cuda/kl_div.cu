@@ -33,12 +33,12 @@ struct Case0 {
   __device__ static __forceinline__ float loss(const float (&v)[kInputs], const Params& prm) {
     const float x = v[0];
     const float t = v[1];
-    const float x0 = __expf(t);
+    const float x0 = sx_exp(t);
     return x0*(t - x);
   }
   __device__ static __forceinline__ float grad(const float (&v)[kInputs], const Params& prm) {
     const float t = v[1];
-    const float x0 = __expf(t);
+    const float x0 = sx_exp(t);
     return -x0;
   }
 };

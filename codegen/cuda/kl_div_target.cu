@@ -34,14 +34,14 @@ struct Case0 {
     const float x = v[0];
     const float t = v[1];
     const float x0 = t - x;
-    const float x1 = __expf(t);
+    const float x1 = sx_exp(t);
     return x0*x1;
   }
   __device__ static __forceinline__ float grad(const float (&v)[kInputs], const Params& prm) {
     const float x = v[0];
     const float t = v[1];
     const float x0 = t - x;
-    const float x1 = __expf(t);
+    const float x1 = sx_exp(t);
     return x1*(x0 + 1);
   }
 };

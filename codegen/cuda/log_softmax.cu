@@ -42,7 +42,7 @@ struct Case0 : RowCase<Row, Params> {
                                               const float* h, const Params& prm, float* s, float* u) {
     const float m0 = m_shift;
     const float x0 = m0 - z_a;
-    s[0] += __expf(-x0);
+    s[0] += sx_exp(-x0);
   }
   __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
     const float s1 = row.s[0];
@@ -76,7 +76,7 @@ struct Case1 : RowCase<Row, Params> {
   __device__ static __forceinline__ float dense(float out_a, float grad_output_a, float unused_w, const Row& row,
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
-    return h0*__expf(out_a) + grad_output_a;
+    return h0*sx_exp(out_a) + grad_output_a;
   }
 };
 

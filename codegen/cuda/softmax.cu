@@ -41,7 +41,7 @@ struct Case0 : RowCase<Row, Params> {
   __device__ static __forceinline__ void sums(float z_a, float unused_y, float unused_w, float m_shift, const Row& row,
                                               const float* h, const Params& prm, float* s, float* u) {
     const float m0 = m_shift;
-    const float x0 = __expf(-m0 + z_a);
+    const float x0 = sx_exp(-m0 + z_a);
     s[0] += x0;
   }
   __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
@@ -54,7 +54,7 @@ struct Case0 : RowCase<Row, Params> {
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
     const float h1 = h[1];
-    const float x0 = __expf(h1 + z_a);
+    const float x0 = sx_exp(h1 + z_a);
     return h0*x0;
   }
 };

@@ -3,10 +3,11 @@
 It is the generator's C printer (:class:`symxent.codegen.printers.CElementPrinter` with
 ``ctype="float"``: ``1.0F`` literals, ``logf``/``log1pf``/``fmaxf``) with CUDA's spellings:
 
-- ``exp(x) -> __expf(x)``: the hardware ``ex2`` path. The exponents printed are those of the
-  stable rewrites (``exp(z_a - m) <= 1``, ``exp(-|x|)``, the sigmoid's ``exp(-x)``), where
-  ``__expf``'s error (2 ulp plus about 1 ulp per unit of ``|x|``) is far below one bf16 / fp16
-  rounding and within the fp32 tolerances of the tests.
+- ``exp(x) -> sx_exp(x)`` (``symxent/cuda/common.cuh``): ``ex2.approx.ftz`` of ``x * log2(e)``, one multiply and
+  one ``MUFU.EX2`` (``__expf`` is the same approximation plus four instructions of denormal handling). The
+  exponents printed are those of the stable rewrites (``exp(z_a - m) <= 1``, ``exp(-|x|)``, the sigmoid's
+  ``exp(-x)``), where its error (2 ulp plus about 1 ulp per unit of ``|x|``) is far below one bf16 / fp16 rounding
+  and within the fp32 tolerances of the tests; results below 2^-126 are 0.
 - ``x**2 -> x*x`` (and 3, 4; negative small powers as ``1.0F/(...)``, or ``a/(x*x)`` in a product),
   instead of ``powf``.
 - an element of a row or class vector at the class-axis index (``z[a]``, ``w[a]``) is a local
@@ -40,7 +41,7 @@ class CudaPrinter(CElementPrinter):
         super().__init__(settings)
 
     def _print_exp(self, expr):
-        return f"__expf({self._print(expr.args[0])})"
+        return f"sx_exp({self._print(expr.args[0])})"
 
     def _print_Indexed(self, expr):
         local = self._settings["elements"].get(expr.base)

@@ -131,7 +131,7 @@ __device__ __forceinline__ float shift_of(float m) { return m == -INFINITY ? 0.0
 template <typename Case, int NS> __device__ __forceinline__ void rebase(Partial<NS>& p, float top) {
 #pragma unroll
   for (int j = 0; j < NS; ++j) {
-    if (j < Case::kSums && Case::sum_kind(j) == 1) p.s[j] = (p.m == -INFINITY) ? 0.0f : p.s[j] * __expf(p.m - top);
+    if (j < Case::kSums && Case::sum_kind(j) == 1) p.s[j] = (p.m == -INFINITY) ? 0.0f : p.s[j] * sx_exp(p.m - top);
     if (j < Case::kSums && Case::sum_kind(j) == 2) p.s[j] += (shift_of(p.m) - shift_of(top)) * p.u[j];
   }
   p.m = top;
