@@ -130,8 +130,7 @@ def _sides_cross_entropy_symmetric(cex):
 
 def _sides_sympy_logsumexp_2terms_opt(cex):
     a, b = _v(cex, "a"), _v(cex, "b")
-    m = max(a, b)
-    return mpmath.log(mpmath.exp(a) + mpmath.exp(b)), mpmath.log(mpmath.exp(a - m) + mpmath.exp(b - m))
+    return mpmath.log(mpmath.exp(a) + mpmath.exp(b)), max(a, b) + mpmath.log1p(mpmath.exp(min(a, b)))
 
 
 def _sides_megatron_smoothing_equals_pytorch(cex):

@@ -119,18 +119,22 @@ def test_kl_symmetry_is_refuted_with_a_counterexample_that_really_differs():
     _assert_sides_match(cex, kl_pq, kl_qp)
 
 
-def test_sympy_two_term_logsumexp_rewrite_is_off_by_the_max():
-    """SymPy 1.14's logsumexp_2terms_opt loses + max(a, b): the sides differ by exactly max(a, b)."""
-    m = sp.Max(a, b)
-    verdict = prove(sp.log(sp.exp(a) + sp.exp(b)), sp.log(sp.exp(a - m) + sp.exp(b - m)))
+def test_sympy_two_term_logsumexp_rewrite_is_refuted():
+    """SymPy 1.14's logsumexp_2terms_opt writes max(a, b) + log1p(exp(min(a, b))) (as sympy.codegen.rewriting
+    prints it, asked here): its exponent is not shifted by the max. Refuted, the counterexample checked in mpmath."""
+    from sympy.codegen.cfunctions import log1p
+    from sympy.codegen.rewriting import logsumexp_2terms_opt, optimize
+    rewritten = optimize(sp.log(sp.exp(a) + sp.exp(b)), [logsumexp_2terms_opt])
+    assert rewritten == sp.Max(a, b) + log1p(sp.exp(sp.Min(a, b)))
+    verdict = prove(sp.log(sp.exp(a) + sp.exp(b)), sp.Max(a, b) + sp.log(1 + sp.exp(sp.Min(a, b))))
     assert verdict.status == REFUTED
     cex = verdict.counterexample
     av, bv = _mp(cex["a"]), _mp(cex["b"])
-    mx = max(av, bv)
     lhs = mpmath.log(mpmath.exp(av) + mpmath.exp(bv))
-    rhs = mpmath.log(mpmath.exp(av - mx) + mpmath.exp(bv - mx))
+    rhs = max(av, bv) + mpmath.log1p(mpmath.exp(min(av, bv)))
     _assert_sides_match(cex, lhs, rhs)
-    assert abs((lhs - rhs) - mx) < mpmath.mpf(10) ** -40
+    right = max(av, bv) + mpmath.log1p(mpmath.exp(min(av, bv) - max(av, bv)))  # the shifted form is lhs
+    assert abs(lhs - right) < mpmath.mpf(10) ** -40
 
 
 def test_false_claim_at_a_concrete_n_is_refuted_at_that_n():

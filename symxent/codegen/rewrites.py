@@ -5,8 +5,8 @@ Each rule is an identity of the prover's catalogue (``symxent.prove.identities``
 ``proved`` (verdicts are cached per process). Rules are grouped per target in ``OPTIMS_*`` tuples
 and applied in order by :func:`optimize`.
 
-SymPy ships ``sympy.codegen.rewriting.logsumexp_2terms_opt``, which is wrong in 1.14 (it drops
-the ``- Max``): it is not used here, and neither are ``optims_c99`` (its ``log1p`` rule turns the
+SymPy ships ``sympy.codegen.rewriting.logsumexp_2terms_opt``, which is wrong in 1.14 (it writes
+``max(a, b) + log1p(exp(min(a, b)))``: the exponent is not shifted by the max): it is not used here, and neither are ``optims_c99`` (its ``log1p`` rule turns the
 stable ``log(1 + exp(-|x|))`` into an overflowing form).
 """
 from __future__ import annotations

@@ -229,10 +229,10 @@ IDENTITIES: tuple = (
           "multi-label BCE with logits, summed over n labels"),
     # --- plausible but false ---
     _false("sympy_logsumexp_2terms_opt", "log(exp(a) + exp(b))",
-           "log(exp(a - Max(a, b)) + exp(b - Max(a, b)))",
-           lambda: (sp.log(sp.exp(a) + sp.exp(b)),
-                    sp.log(sp.exp(a - sp.Max(a, b)) + sp.exp(b - sp.Max(a, b)))),
-           "SymPy 1.14's logsumexp_2terms_opt drops the + max(a, b)", "sympy.codegen.rewriting (1.14)"),
+           "max(a, b) + log1p(exp(min(a, b)))",
+           lambda: (sp.log(sp.exp(a) + sp.exp(b)), sp.Max(a, b) + sp.log(1 + sp.exp(sp.Min(a, b)))),
+           "SymPy 1.14's logsumexp_2terms_opt: max(a, b) + log1p(exp(min(a, b))), the exponent not shifted by the max "
+           "(right: log1p(exp(min - max)))", "sympy.codegen.rewriting (1.14)"),
     _false("kl_symmetric", "kl_divergence(p, q)", "kl_divergence(q, p)",
            lambda: (kl_divergence(p, q), kl_divergence(q, p)),
            "KL divergence is not symmetric", assumptions=(P_SUMS_TO_ONE, Q_SUMS_TO_ONE)),
