@@ -132,6 +132,28 @@ def test_probability_targets():
             assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["c", "torch"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_probability_targets_and_their_weights_are_differentiated_as_torch(reduction, backend):
+    """A trainable teacher (distillation): the gradients by the probability target and the class weights, as the
+    unfused torch reference's (with label smoothing, soft-capping and the z-loss)."""
+    gen = torch.Generator().manual_seed(3)
+    h = torch.randn(N, D, dtype=torch.float64, generator=gen).requires_grad_()
+    W = torch.randn(C, D, dtype=torch.float64, generator=gen).requires_grad_()
+    y = torch.softmax(torch.randn(N, C, dtype=torch.float64, generator=gen), dim=1).requires_grad_()
+    w = (torch.rand(C, dtype=torch.float64, generator=gen) + 0.5).requires_grad_()
+    options = dict(weight=w, label_smoothing=0.1, lse_square_scale=1e-2, softcap=3.0, reduction=reduction)
+    got = linear_cross_entropy(h, W, y, chunk_size=6, backend=backend, **options)
+    want = reference(h, W, y, **options)
+    assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for ours, theirs in zip(grads(got, (h, W, y, w)), grads(want, (h, W, y, w))):
+        assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    y_only = y.detach().requires_grad_()  # the target alone
+    for ours, theirs in zip(grads(linear_cross_entropy(h.detach(), W.detach(), y_only, reduction=reduction), (y_only,)),
+                            grads(reference(h.detach(), W.detach(), y_only, reduction=reduction), (y_only,))):
+        assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
 def test_k_dimensional_loss_and_unbatched_input():
     """linear_weight (C, d1, d2, D): the logits (N, C, d1, d2) with a softmax over C at each position (torch's
     K-dimensional loss); and an unbatched (D,) input with a () target."""

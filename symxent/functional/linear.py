@@ -168,10 +168,12 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
       log_softmax(z)[c]")``) instead of cross-entropy, with ``loss_params`` (``{"gamma": 2.0}``); index targets,
       no class weight, label smoothing or z-loss (write them into the formula); ``mean`` divides by the counted rows;
     - ``chunk_size``: rows per chunk (default: from :data:`CHUNK_BUDGET_BYTES`); ``backend``: the row kernel,
-      ``"c"`` (CPU default), ``"torch"``, ``"cuda"`` (CUDA default).
+      ``"c"`` (CPU default), ``"torch"``, ``"cuda"`` (CUDA default), ``"triton"``.
 
     Differentiable with respect to ``input``, ``linear_weight`` and ``linear_bias`` (float32 accumulation of the
-    weight gradient over the chunks, for every dtype).
+    weight gradient over the chunks, for every dtype), and, as torch, a probability target and its class weights
+    (the generated ``cross_entropy_prob_target`` / ``_weight`` kernels on each chunk's logits: distillation with a
+    trainable teacher).
     """
     if not all(isinstance(t, Tensor) for t in (input, linear_weight, target)):
         raise TypeError("linear_cross_entropy takes torch tensors (input, linear_weight, target)")
@@ -199,9 +201,7 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     else:
         layout = sem.index_target_layout(logits_shape, target.shape, target.dtype)
     sem.check_class_weight(weight, num_classes, input.dtype, probability=probability)
-    if probability:
-        sem.check_gradient_implemented("linear_cross_entropy", target=target, weight=weight)
-    else:
+    if not probability:  # torch differentiates a probability target and its weight, not these weights
         sem.check_differentiable(sem.nll_forward_name(len(logits_shape)), weight=weight)
     eps = sem.label_smoothing_value(label_smoothing)
     z_scale = sem.lse_square_scale_value(lse_square_scale)
@@ -227,10 +227,11 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
         t = target.reshape(h.shape[0], positions).to(torch.int64)  # its range is checked in the op (data-dependent)
     work = work_dtype(input.dtype)
     w = (torch.ones(num_classes, dtype=work, device=input.device) if weight is None
-         else weight.detach().to(device=input.device, dtype=work))
+         else (weight if probability else weight.detach()).to(device=input.device, dtype=work))
     if not chunk:
         chunk = automatic_chunk_rows(h.shape[0], num_classes, h.shape[1])
-    wants = [torch.is_grad_enabled() and x is not None and x.requires_grad for x in (input, linear_weight, linear_bias)]
+    differentiated = (input, linear_weight, linear_bias) + ((target, weight) if probability else (None, None))
+    wants = [torch.is_grad_enabled() and x is not None and x.requires_grad for x in differentiated]
     retain = bool(getattr(options, "allow_retain_graph", False))
     out = linear_cross_entropy_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, kernel, backend, chunk,
                                       reduction, wants, retain)[0]
@@ -297,10 +298,13 @@ def _denominators(t, w, ignore_index, probability):
     return (None, total, t.numel()) if ignored is None else (~ignored, total, (~ignored).sum())
 
 
-def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, row_scale, wants, want_loss):
+def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, row_scale, wants, want_loss,
+               target_grads=None):
     """Run every chunk through ``row_kernel`` (:func:`_row_kernel`'s signature): the per-row losses (N, P) when
     ``want_loss`` (0 on ignored rows), and, where ``row_scale`` (N, P) is given, the gradients
-    ``(grad_h, grad_w3, grad_b2)`` of ``sum(row_scale * loss_rows)`` (None where not ``wants``)."""
+    ``(grad_h, grad_w3, grad_b2)`` of ``sum(row_scale * loss_rows)`` (None where not ``wants``).
+    ``target_grads`` (:class:`TargetGrads`, probability targets): also accumulates the gradients by the targets
+    and the class weights, from each chunk's (capped) logits before the row kernel reuses them."""
     rows, positions = h.shape[0], w3.shape[1]
     probability = t.dim() == 3
     work = work_dtype(h.dtype)
@@ -337,6 +341,8 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
             else:
                 target = t[lo:hi, p]
                 target = torch.where(target == ignore_index, 0, target).contiguous()
+            if target_grads is not None and row_scale is not None:
+                target_grads.add(z, target, w, row_scale[lo:hi, p, None].to(work), lo, hi, p)
             loss_rows, g = row_kernel(z, target, w, scalars, grads)
             if want_loss:
                 if not probability:
@@ -360,6 +366,28 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
     return losses, grad_h, grad_w, grad_b
 
 
+class TargetGrads:
+    """The gradients of ``sum(row_scale * loss_rows)`` by probability targets ``t`` (N, C, P) and class weights
+    ``w`` (C,), for cross_entropy_prob: per chunk, the generated ``cross_entropy_prob_target`` /
+    ``cross_entropy_prob_weight`` kernels (``-(1 - eps) w_k log softmax_k`` and ``-((1 - eps) y_k + eps/C)
+    log softmax_k``) scaled by each row's share; None where not wanted."""
+
+    def __init__(self, t, w, eps, want_target, want_weight, dtype):
+        self.eps = eps
+        self.target = torch.zeros(t.shape, dtype=dtype, device=t.device) if want_target else None
+        self.weight = torch.zeros(w.shape, dtype=dtype, device=t.device) if want_weight else None
+
+    def add(self, z, y, w, share, lo, hi, p):
+        for name, out in (("cross_entropy_prob_target", self.target), ("cross_entropy_prob_weight", self.weight)):
+            if out is None:
+                continue
+            g = generated_kernel(name, "torch")(z, y, w.to(z.dtype), self.eps).mul_(share)
+            if out is self.target:
+                out[lo:hi, :, p] = g
+            else:
+                out += g.sum(0)
+
+
 def _scalars(options, reduction, probability, total, counted, kernel):
     """The row kernel's scalar arguments by name: a user loss's parameters, or cross_entropy's options rescaled
     for the reduction (:data:`symxent.semantics.KERNEL_OPTIONS`)."""
@@ -373,9 +401,10 @@ def _scalars(options, reduction, probability, total, counted, kernel):
 def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w: Tensor, ignore_index: int,
                                 options: list[float], softcap: float, kernel: str, backend: str, chunk: int,
                                 reduction: str, wants: list[bool],
-                                retain_graph: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(loss, grad_h, grad_w3, grad_b2)``: the reduced loss (or the rows (N, P) for ``none``) and, for ``mean`` /
-    ``sum`` with ``wants``, the gradients for upstream 1 (empty where not computed). ``h`` (N, D), ``w3`` (C, P,
+                                retain_graph: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(loss, grad_h, grad_w3, grad_b2, grad_t, grad_w)``: the reduced loss (or the rows (N, P) for ``none``) and,
+    for ``mean`` / ``sum`` with ``wants`` (h, w3, b2, and for probability targets t and w), the gradients for
+    upstream 1 (empty where not computed). ``h`` (N, D), ``w3`` (C, P,
     D), ``b2`` (C, P) or empty, ``t`` (N, P) class indices or (N, C, P) probabilities, ``w`` (C,) class weights;
     ``options`` in :data:`symxent.semantics.KERNEL_OPTIONS`' order, as given (rescaled here for ``mean``), or a user
     loss's parameter values; ``retain_graph``: the backward keeps the gradients (torch's ``allow_retain_graph``)."""
@@ -386,13 +415,14 @@ def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w:
         total = counted  # a user loss has no class weights: mean over the counted rows
     scalars = _scalars(options, reduction, probability, total, counted, kernel)
     row_scale = None
+    targets = _target_grads(t, w, options, kernel, wants) if reduction != "none" else None
     if reduction != "none" and any(wants):  # each row's share of the reduced loss; ignored rows 0
         share = 1.0 if reduction == "sum" else 1.0 / torch.as_tensor(total, dtype=torch.float64, device=h.device)
         row_scale = torch.full((t.shape[0], t.shape[-1]), 1.0, dtype=torch.float64, device=h.device) * share
         if keep is not None:
             row_scale = torch.where(keep, row_scale, 0.0)
     losses, gh, gw, gb = run_chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, _row_kernel(kernel, backend),
-                                    chunk, row_scale, wants, True)
+                                    chunk, row_scale, wants[:3], True, targets)
     if reduction == "none":
         out = losses
     else:
@@ -400,21 +430,32 @@ def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w:
         if reduction == "mean":
             out = out / total
         out = out.to(losses.dtype)
-    return out, _or_empty(gh, h), _or_empty(gw, h), _or_empty(gb, h)
+    gt, gwc = (targets.target, targets.weight) if targets is not None else (None, None)
+    return out, _or_empty(gh, h), _or_empty(gw, h), _or_empty(gb, h), _or_empty(gt, h), _or_empty(gwc, h)
+
+
+def _target_grads(t, w, options, kernel, wants):
+    """The accumulators of the gradients by probability targets and class weights, when wanted (else None)."""
+    if t.dim() != 3 or not any(wants[3:]) or kernel.startswith("user:"):
+        return None
+    eps = dict(zip(sem.KERNEL_OPTIONS, options))["label_smoothing"]
+    return TargetGrads(t, w, eps, wants[3], wants[4], work_dtype(w.dtype))
 
 
 @torch.library.custom_op("symxent::linear_cross_entropy_backward", mutates_args=())
 def linear_cross_entropy_backward(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w: Tensor, ignore_index: int,
                                   options: list[float], softcap: float, kernel: str, backend: str, chunk: int,
-                                  grad_rows: Tensor, wants: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+                                  grad_rows: Tensor, wants: list[bool]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``reduction="none"``'s backward: the chunks again, each row's gradient scaled by ``grad_rows`` (N, P)."""
     probability = t.dim() == 3
     keep, _, _ = _denominators(t, w, ignore_index, probability)
     scalars = _scalars(options, "none", probability, 1.0, 1, kernel)
     scale = grad_rows if keep is None else grad_rows * keep
+    targets = _target_grads(t, w, options, kernel, wants)
     _, gh, gw, gb = run_chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, _row_kernel(kernel, backend), chunk,
-                               scale, wants, False)
-    return _or_empty(gh, h), _or_empty(gw, h), _or_empty(gb, h)
+                               scale, wants[:3], False, targets)
+    gt, gwc = (targets.target, targets.weight) if targets is not None else (None, None)
+    return _or_empty(gh, h), _or_empty(gw, h), _or_empty(gb, h), _or_empty(gt, h), _or_empty(gwc, h)
 
 
 def _or_empty(value, like):
@@ -426,17 +467,22 @@ def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, r
     work = work_dtype(h.dtype)
     out = h.new_empty((h.shape[0], w3.shape[1]) if reduction == "none" else (), dtype=work)
     grads = reduction != "none"
-    return (out, h.new_empty(h.shape if grads and wants[0] else (0,), dtype=work),
-            h.new_empty(w3.shape if grads and wants[1] else (0,), dtype=work),
-            h.new_empty(b2.shape if grads and wants[2] else (0,), dtype=work))
+    return (out,) + _fake_grads(h, w3, b2, t, w, kernel, [grads and want for want in wants])
 
 
 @linear_cross_entropy_backward.register_fake
 def _(h, w3, b2, t, w, ignore_index, options, softcap, kernel, backend, chunk, grad_rows, wants):
+    return _fake_grads(h, w3, b2, t, w, kernel, wants)
+
+
+def _fake_grads(h, w3, b2, t, w, kernel, wants):
     work = work_dtype(h.dtype)
+    targets = t.dim() == 3 and not kernel.startswith("user:")
     return (h.new_empty(h.shape if wants[0] else (0,), dtype=work),
             h.new_empty(w3.shape if wants[1] else (0,), dtype=work),
-            h.new_empty(b2.shape if wants[2] else (0,), dtype=work))
+            h.new_empty(b2.shape if wants[2] else (0,), dtype=work),
+            h.new_empty(t.shape if targets and wants[3] else (0,), dtype=work_dtype(w.dtype)),
+            h.new_empty(w.shape if targets and wants[4] else (0,), dtype=work_dtype(w.dtype)))
 
 
 def _setup_context(ctx, inputs, output):
@@ -454,7 +500,8 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad_out, *unused):
     if ctx.reduction == "none":
         h, w3, b2, t, w = ctx.saved_tensors
-        gh, gw, gb = linear_cross_entropy_backward(h, w3, b2, t, w, *ctx.call, grad_out.contiguous(), ctx.wants)
+        gh, gw, gb, gt, gwc = linear_cross_entropy_backward(h, w3, b2, t, w, *ctx.call, grad_out.contiguous(),
+                                                            ctx.wants)
     else:
         if torch.is_grad_enabled():
             raise RuntimeError("symxent's linear_cross_entropy: double backward (create_graph=True) is not supported "
@@ -465,12 +512,12 @@ def _backward(ctx, grad_out, *unused):
                                "in the forward pass, are scaled in place); pass options=torch.nn."
                                "LinearCrossEntropyOptions(allow_retain_graph=True) to keep them for retain_graph=True")
         if ctx.retain_graph:
-            gh, gw, gb = (g * grad_out.to(g.dtype) if g.numel() else g for g in grads)
+            gh, gw, gb, gt, gwc = (g * grad_out.to(g.dtype) if g.numel() else g for g in grads)
         else:
             ctx.grads = None
-            gh, gw, gb = (g.mul_(grad_out.to(g.dtype)) if g.numel() else g for g in grads)
-    out = [gh if ctx.wants[0] else None, gw if ctx.wants[1] else None, gb if ctx.wants[2] else None]
-    return (*out,) + (None,) * 11
+            gh, gw, gb, gt, gwc = (g.mul_(grad_out.to(g.dtype)) if g.numel() else g for g in grads)
+    out = [g if want else None for g, want in zip((gh, gw, gb, gt, gwc), ctx.wants)]
+    return (*out,) + (None,) * 9
 
 
 linear_cross_entropy_chunks.register_autograd(_backward, setup_context=_setup_context)
