@@ -275,14 +275,6 @@ def nll_forward_name(input_ndim: int) -> str:
     return "nll_loss_forward" if input_ndim <= 2 else "nll_loss2d_forward"
 
 
-def check_gradient_implemented(function, **arguments):
-    """``NotImplementedError`` for an argument torch differentiates but this path of symxent does not (yet)."""
-    for name, value in arguments.items():
-        if getattr(value, "requires_grad", False):
-            raise NotImplementedError(f"symxent {function}: the gradient with respect to {name!r} is not "
-                                      f"implemented here (detach it, or use backend='torch')")
-
-
 def check_class_weight(weight, num_classes, input_dtype, *, probability=False):
     """torch's checks of the class-weight vector (shape ``(C,)``; same dtype as the input for index targets)."""
     if weight is None:
