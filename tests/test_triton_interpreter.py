@@ -6,11 +6,16 @@ this one). There each kernel meets the same torch references as the numpy / torc
 (:func:`symxent.codegen.conformance.check_backend`: float32 and float64, logits up to 1e4, every case and
 option of the kernel: label smoothing, z-loss, weights, probability targets, log_target, pos_weight).
 """
+from pathlib import Path
+
 import pytest
 
 triton = pytest.importorskip("triton", reason="the triton package is not installed (Linux only)")
 
 from symxent.codegen import kernels_for  # noqa: E402
+from symxent.codegen.conformance import run_under_interpreter  # noqa: E402
+
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +51,8 @@ def test_functional_backend_triton_matches_torch_on_a_covering_grid():
     the shape edges: a row longer than one class block, one class, no rows, K dimensions, -inf logits; every
     reduction and dtype), values and input gradients against torch (tests/_triton_grid.py, in a child process)."""
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).with_name("_triton_grid.py")
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    done = run_under_interpreter([str(HERE / "_triton_grid.py")])
     lines = [line for line in done.stdout.splitlines() if line.startswith("GRID ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     grid = json.loads(lines[-1].removeprefix("GRID "))
@@ -83,29 +82,17 @@ print("COMPILED OK")
 def test_backend_triton_traces_with_fullgraph():
     """torch.compile(fullgraph=True) traces the triton backend's ops (aot_eager on CPU: inductor generates no Triton
     code for CPU tensors), forward and backward, under the interpreter."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-c", CHILD_COMPILE], env=env, capture_output=True, text=True, timeout=600)
+    done = run_under_interpreter(["-c", CHILD_COMPILE])
     assert "COMPILED OK" in done.stdout, done.stderr[-3000:]
 
 
 def test_pytorchs_own_cases_on_backend_triton():
     """tests/test_torch_own_cases.py's triton cases (PyTorch's OpInfo samples, argument gradients and error inputs
     for the seven ops), run by pytest in a child process with TRITON_INTERPRET=1: every one agrees with torch."""
-    import os
     import re
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    module = Path(__file__).with_name("test_torch_own_cases.py")
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
-                           "-p", "no:warnings", str(module), "-k", "triton"], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = run_under_interpreter(["-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:warnings",
+                                  str(HERE / "test_torch_own_cases.py"), "-k", "triton"])
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
     assert done.returncode == 0, done.stdout[-4000:]
     passed = int(re.search(r"(\d+) passed", summary).group(1))

@@ -271,20 +271,25 @@ print("RESULTS " + json.dumps(results))
 """
 
 
+def run_under_interpreter(argv, timeout: float = 600):
+    """``python *argv`` in a child process with ``TRITON_INTERPRET=1`` (read when the Triton kernels are imported, so
+    never toggled in a running process); the ``subprocess.CompletedProcess``, output captured as text."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def triton_interpreter_results(names=None, timeout: float = 600) -> dict:
     """``{kernel: (ok, detail)}``: :func:`check_backend` of each triton kernel (default: all, and the user losses of
     :mod:`.user_losses` as ``user:NAME``, :func:`check_user_loss`) run by Triton's interpreter on CPU tensors, in a
     child process that sets ``TRITON_INTERPRET=1`` before importing anything."""
     import json
-    import os
-    import subprocess
-    import sys
     from .driver import kernels_for
     from .user_losses import USER_LOSSES
     names = names or kernels_for("triton") + [f"user:{name}" for name in USER_LOSSES]
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-c", _TRITON_CHILD, *names], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    done = run_under_interpreter(["-c", _TRITON_CHILD, *names], timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
     if done.returncode or not lines:
         raise RuntimeError(f"the triton interpreter's child process failed: {done.stderr[-2000:]}")

@@ -4,7 +4,8 @@ Backends: ``"numpy"`` and ``"c"`` take NumPy arrays and never import torch; ``"t
 differentiates with autograd through a torch.library custom op; ``"cuda"`` takes CUDA tensors and runs the
 generated CUDA kernels (:mod:`symxent.runtime.cuda_autograd`); ``"triton"`` runs the generated Triton kernels
 in the torch backend's custom ops (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``). The default is
-``"torch"`` for tensors and ``"numpy"`` for anything else. Only ``"cuda"`` has cross_entropy's :data:`CUDA_OPTIONS` (``inplace_backward``).
+``"torch"`` for tensors and ``"numpy"`` for anything else. Only ``"cuda"`` and ``"triton"`` take cross_entropy's
+:data:`CUDA_OPTIONS` (``inplace_backward``) at other than its default.
 """
 from __future__ import annotations
 
