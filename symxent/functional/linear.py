@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .. import semantics as sem
 from .dispatch import kernel as generated_kernel
-from .torch_ops import work_dtype
+from .torch_ops import prob_target_grads, work_dtype
 
 #: the default bytes of one chunk's two float32 buffers, its logits and their gradient (soft-capping adds a third:
 #: the chunk keeps its rows, as fewer rows make the matmuls slower)
@@ -368,9 +368,9 @@ def run_chunks(h, w3, b2, t, w, ignore_index, scalars, cap, row_kernel, chunk, r
 
 class TargetGrads:
     """The gradients of ``sum(row_scale * loss_rows)`` by probability targets ``t`` (N, C, P) and class weights
-    ``w`` (C,), for cross_entropy_prob: per chunk, the generated ``cross_entropy_prob_target`` /
-    ``cross_entropy_prob_weight`` kernels (``-(1 - eps) w_k log softmax_k`` and ``-((1 - eps) y_k + eps/C)
-    log softmax_k``) scaled by each row's share; None where not wanted."""
+    ``w`` (C,), for cross_entropy_prob: per chunk, the torch backend's :func:`~.torch_ops.prob_target_grads`
+    (``-(1 - eps) w_k log softmax_k`` and ``-((1 - eps) y_k + eps/C) log softmax_k``, generated) scaled by each
+    row's share; None where not wanted."""
 
     def __init__(self, t, w, eps, want_target, want_weight, dtype):
         self.eps = eps
@@ -378,14 +378,12 @@ class TargetGrads:
         self.weight = torch.zeros(w.shape, dtype=dtype, device=t.device) if want_weight else None
 
     def add(self, z, y, w, share, lo, hi, p):
-        for name, out in (("cross_entropy_prob_target", self.target), ("cross_entropy_prob_weight", self.weight)):
-            if out is None:
-                continue
-            g = generated_kernel(name, "torch")(z, y, w.to(z.dtype), self.eps).mul_(share)
-            if out is self.target:
-                out[lo:hi, :, p] = g
-            else:
-                out += g.sum(0)
+        grad_y, grad_w = prob_target_grads(z, y, w.to(z.dtype), self.eps, self.target is not None,
+                                           self.weight is not None)
+        if self.target is not None:
+            self.target[lo:hi, :, p] = grad_y.mul_(share)
+        if self.weight is not None:
+            self.weight += grad_w.mul_(share).sum(0)
 
 
 def _scalars(options, reduction, probability, total, counted, kernel):
