@@ -11,30 +11,29 @@ function (demangled with c++filt: module, kernel, case, dtype) also the STL/LDL 
 
 HOT LOOPS OF A ROW KERNEL (rows_kernel<M, T, Case>, rows.cuh). A loop is a backward BRA (target below
 it; body = target .. branch; no EXIT/RET inside; innermost only). Per CTA a long row runs the cp.async
-copy of its share, pass 1 (running max and sums) and pass 2 (the output). The cached path (share in
-shared memory) and the streaming path (row too long for the cluster) are the SAME loops: ``cache_row``
-is a runtime flag, so each pass body holds both loads of a pack, LDS.128 (``ld.shared.v4``) and
-LDG.E.128 (``__ldcg``), predicated or branched over. Roles, from what a body contains:
-copy = LDGSTS; pass2 = STG.E.128 and a row load or FP instructions (nll's output reads no row);
-pass1 = a 16-byte row load (LDS.128, or LDG.E.128 that is not .CONSTANT: the weights' ``__ldg``) and no
-16-byte store; zero = STG.E.128 alone (the ignored-row fill); merge = no 16-byte access (cluster merge).
-Elements per iteration = VEC (8 bf16/fp16, 4 fp32 values per 16-byte pack) x packs per iteration:
-pass 2 its STG.E.128 count (``ov[v] = pack(o)``: one store per pack), pass 1 its LDS.128 count (one
-cached load per pack); a pass-1 loop with no LDS.128 anywhere reads no x (the x alternative is always
-compiled), its LDG.E.128 are the second row's, one per pack; an LDS-free pass-1 loop next to one with
-LDS.128 would be a loop split on cache_row: '?'. ``#pragma unroll 4`` with an unknown trip count gives a
-remainder loop (1 pack) and the unrolled loop (4 packs); a long row spends nearly all its iterations in
-the unrolled one, so a pass's figure is its loop with the most packs per iteration ('?' if two
-different loops tie, '-' if the kernel has no such pass).
+copy of its share into shared memory, then three passes: the row maximum, the sums (which keep each
+element's exp(z - m) in shared memory when the output reuses it) and the output. Each pass is compiled
+once per path: cached (the share in shared memory: LDS.128, no 16-byte row load from global memory) and
+streamed (a row too long for the cluster: LDG.E.128 of the row, not .CONSTANT), and the sums and the
+output once more when the exponentials are kept (the sums store them: STS.128; the output reads them back
+and computes none). Roles, from what a body contains: copy = LDGSTS; stage = STS.128 and no row load (the
+class vector staged element by element, or ones); output = STG.E.128 and a load or FP instructions; sums =
+a row load, no STG.E.128, and MUFU.EX2, FADD or FFMA; max = a row load, FMNMX, none of those; zero = STG.E.128
+alone (an ignored row's fill); merge = no 16-byte access (warp, CTA and cluster merges). Each pass loops
+over its packs four at a time, then one at a time (each_pack): of the two loops of a pass and path the
+four-pack one is where a long row spends its time. Its packs per iteration = its marker count over the
+one-pack loop's (markers: STG.E.128 for the output, LDS.128 cached, row LDG.E.128 streamed), elements
+per iteration = packs x VEC (8 bf16/fp16, 4 fp32 values per 16-byte pack); '?' when a pass has not
+exactly one pair of loops on a path, '-' when the kernel has no such pass.
 
-COUNTING METHOD (issue 15's): instructions per element (ipe) = sum over pass 1 and pass 2 of
-(instruction count of the loop body, branch target to backward branch inclusive) / (elements per
-iteration); MUFU.EX2 per element likewise. Static: every instruction in the body counts once, the
-predicated-off ones and both load alternatives included; a CALL's callee is not counted (+call).
-"ipe smem" is the same sum on the cached path: less the instructions that a conditional forward branch
-inside the body jumps over when its region holds a row LDG.E.128 and no LDS.128. Helper kernels
-(prepare, scale_rows): resources only. Elementwise kernels (grid-stride loop): per loop version the
-nvcc made (split on output pointers, unrolled), elements per iteration = scalar loads / kInputs,
+COUNTING METHOD (issue 15's): instructions per element (ipe) = sum over the passes of (instruction count
+of the hot loop's body, branch target to backward branch inclusive) / (elements per iteration), on the
+cached path (the kept variants where the case keeps its exponentials: what a row that fits in the
+cluster's shared memory runs); MUFU.EX2 per element likewise; "ipe streamed" the same sum over the
+streamed loops. Static: every instruction in the body counts once, predicated-off ones included; a
+CALL's callee is not counted (+call). The copy loop (cp.async) is not counted, as in the issue. Helper
+kernels (prepare, scale_rows): resources only. Elementwise kernels (grid-stride loop): per loop version
+the nvcc made (split on output pointers, unrolled), elements per iteration = scalar loads / kInputs,
 ipe shown as the range over the versions.
 """
 import argparse
@@ -178,64 +177,87 @@ def body_counts(code: list, first: int, last: int) -> dict:
             "stg128": sum(o.startswith("STG.E.128") for o in ops), "ldgsts": sum(o.startswith("LDGSTS") for o in ops),
             "ldg_scalar": sum(o.startswith("LDG") and ".128" not in o and ".64" not in o for o in ops),
             "calls": sum(o.startswith("CALL") for o in ops), "float_ops": sum(o[:1] == "F" for o in ops),
+            "fmnmx": sum(o.startswith("FMNMX") for o in ops), "fadd": sum(o.startswith("FADD") for o in ops),
+            "ffma": sum(o.startswith("FFMA") for o in ops),
+            "sts128": ops.count("STS.128"),
             "spills": sum(o.startswith(("STL", "LDL")) for o in ops)}
 
 
-def role(c: dict) -> tuple:
-    """``(role, packs per iteration or None)`` of a row-kernel loop from its body counts (module docstring)."""
+def role(c: dict) -> str:
+    """The role of a row-kernel loop from its body counts (module docstring)."""
+    row_load = c["lds128"] or c["ldg128_row"]
     if c["ldgsts"]:
-        return "copy", c["ldgsts"]
-    if c["stg128"] and (c["lds128"] or c["ldg128_row"] or c["float_ops"]):
-        return "pass2", c["stg128"]
-    if c["lds128"] or c["ldg128_row"]:
-        return "pass1", c["lds128"] or None
+        return "copy"
     if c["stg128"]:
-        return "zero", c["stg128"]
-    return ("merge", None) if not c["ldg_scalar"] else ("?", None)
+        return "output" if (row_load or c["float_ops"]) else "zero"
+    if c["sts128"] and not row_load:
+        return "stage"
+    if row_load:
+        return "max" if c["fmnmx"] and not (c["ex2"] or c["fadd"] or c["ffma"]) else "sums"
+    return "merge" if not c["ldg_scalar"] else "?"
+
+
+#: the passes of a row kernel, in order
+PASSES = ("max", "sums", "output")
+
+
+def _path(c: dict) -> str:
+    return "streamed" if c["ldg128_row"] else "cached"
+
+
+def _hot(found: list, marker, vec: int) -> dict:
+    """The four-pack loop of one pass on one path (``found``: its loops) with its elements per iteration."""
+    if len(found) != 2:
+        return {**(max(found, key=lambda l: l["instructions"]) if found else {}), "elements": None}
+    one, four = sorted(found, key=marker)
+    packs = marker(four) / marker(one) if marker(one) else None
+    return {**four, "elements": int(packs * vec) if packs and packs == int(packs) else None}
 
 
 def hot_loops(code: list, kind: str, dtype: str, inputs: int) -> dict:
-    """Per pass (pass1, pass2, ...; elementwise: loop) of a kernel: the loop a long row spends its time in,
-    its elements per iteration and instructions / smem-path instructions / MUFU.EX2 per element.
-    Elementwise kernels get the range (lowest, highest) over their loop versions instead."""
+    """Per pass of a row kernel (max, sums, output: the cached path's hot loop, its kept variant where there is
+    one; and ``streamed_*``), or of an elementwise kernel (``loop``): elements per iteration and instructions
+    / MUFU.EX2 per element. Elementwise kernels get the range (lowest, highest) over their loop versions."""
     candidates = {}
     for first, last in loops(code):
         c = body_counts(code, first, last)
+        loop = {"start": hex(code[first][0]), "end": hex(code[last][0]), **c}
         if kind == "elementwise":
-            name = "loop"
             each = c["ldg_scalar"] // inputs if inputs and not c["ldg128_row"] and c["ldg_scalar"] % inputs == 0 else 0
-            elements = each or None
+            candidates.setdefault("loop", []).append({**loop, "elements": each or None})
         else:
-            name, packs = role(c)
-            elements = packs * VEC[dtype] if packs and dtype in VEC else None
-        loop = {"start": hex(code[first][0]), "end": hex(code[last][0]), "elements": elements, **c}
-        candidates.setdefault(name, []).append(loop)
-    # a pass-1 loop without LDS.128 does not read x (its cached alternative is always compiled: cache_row is a
-    # runtime flag), so each of its row loads is the second row's: one per pack. Unless another pass-1 loop
-    # has LDS.128 (the loop was split by cache_row): then it cannot be told apart, '?'.
-    pass1 = candidates.get("pass1", [])
-    for loop in pass1:
-        if not loop["lds128"] and not any(l["lds128"] for l in pass1) and dtype in VEC:
-            loop["elements"] = loop["ldg128_row"] * VEC[dtype]
+            candidates.setdefault(role(c), []).append(loop)
+    rate = lambda l, k: round(l[k] / l["elements"], 2) if l.get("elements") else None
     result = {}
-    for name, found in candidates.items():
-        rate = lambda l, k: round(l[k] / l["elements"], 2) if l["elements"] else None
-        if name == "loop":
-            known = [l for l in found if l["elements"]]
-            whole = known and len(known) == len(found)
-            spans = {k: [min(rate(l, k) for l in known), max(rate(l, k) for l in known)] if whole else None
-                     for k in ("instructions", "ex2")}
-            result[name] = {"versions": len(found), "elements": [min(l["elements"] or 0 for l in found),
-                                                                 max(l["elements"] or 0 for l in found)],
-                            "ipe": spans["instructions"], "ipe_smem": None, "ex2_pe": spans["ex2"],
-                            "calls": sum(l["calls"] for l in found), "all_loops": found}
-            continue
-        best = max(found, key=lambda l: l["elements"] or 0)
-        ties = [l for l in found if l["elements"] == best["elements"] and l["instructions"] != best["instructions"]]
-        known = best["elements"] is not None and not ties
-        result[name] = {**best, "ipe": rate(best, "instructions") if known else None,
-                        "ipe_smem": rate(best, "smem") if known else None,
-                        "ex2_pe": rate(best, "ex2") if known else None, "all_loops": found}
+    if kind == "elementwise":
+        found = candidates.get("loop", [])
+        known = [l for l in found if l["elements"]]
+        whole = found and len(known) == len(found)
+        spans = {k: [min(rate(l, k) for l in known), max(rate(l, k) for l in known)] if whole else None
+                 for k in ("instructions", "ex2")}
+        if found:
+            result["loop"] = {"versions": len(found), "elements": [min(l["elements"] or 0 for l in found),
+                                                                   max(l["elements"] or 0 for l in found)],
+                              "ipe": spans["instructions"], "ex2_pe": spans["ex2"],
+                              "calls": sum(l["calls"] for l in found), "all_loops": found}
+        return result
+    vec = VEC.get(dtype, 0)
+    for name in PASSES:
+        found = candidates.get(name, [])
+        for path in ("cached", "streamed"):
+            mine = [l for l in found if _path(l) == path]
+            if path == "cached" and name == "sums" and any(l["sts128"] for l in mine):
+                mine = [l for l in mine if l["sts128"]]  # the exponentials kept: what the output pass reads back
+            if path == "cached" and name == "output" and len(mine) > 2:
+                fewest = min(l["ex2"] for l in mine)  # the kept variant computes no exponential of its own
+                mine = [l for l in mine if l["ex2"] == fewest]
+            if not mine:
+                continue
+            marker = (lambda l: l["stg128"]) if name == "output" else \
+                     (lambda l: l["lds128"]) if path == "cached" else (lambda l: l["ldg128_row"])
+            hot = _hot(mine, marker, vec)
+            key = name if path == "cached" else f"streamed_{name}"
+            result[key] = {**hot, "ipe": rate(hot, "instructions"), "ex2_pe": rate(hot, "ex2"), "all_loops": mine}
     return result
 
 
@@ -254,12 +276,11 @@ def summarize(cubin: Path, source: Path) -> list:
         hot = hot_loops(instrs, info["kernel"], info["dtype"], inputs) if looped else {}
         total = {}
         if info["kernel"] == "rows":
-            passes = [hot.get(p) for p in ("pass1", "pass2")]
-            for key in ("ipe", "ipe_smem", "ex2_pe"):
-                values = [p[key] for p in passes if p is not None]
-                total[key] = round(sum(values), 2) if values and None not in values and passes[1] else None
+            for key, prefix in (("ipe", ""), ("ex2_pe", ""), ("ipe_streamed", "streamed_")):
+                values = [hot[prefix + p]["ex2_pe" if key == "ex2_pe" else "ipe"] for p in PASSES if prefix + p in hot]
+                total[key] = round(sum(values), 2) if values and None not in values and prefix + "output" in hot else None
         elif "loop" in hot:
-            total = {key: hot["loop"][key] for key in ("ipe", "ipe_smem", "ex2_pe")}
+            total = {key: hot["loop"][key] for key in ("ipe", "ex2_pe")}
         records.append({"module": source.stem, **info, "when": cases.get(info["case"]), "mangled": mangled,
                         "demangled": names[mangled], **usage.get(mangled, {}), "spill_instructions": spills,
                         "instructions": len(instrs), "hot": hot, **total})
@@ -275,7 +296,7 @@ def cell(value) -> str:
 
 
 def pass_cell(record: dict, name: str) -> str:
-    """``ipe (loop start, elements/iteration)`` of one pass, '-' when the kernel has no such loop."""
+    """``ipe (elements/iteration)`` of one pass, '-' when the kernel has no such loop."""
     loop = record["hot"].get(name)
     if loop is None:
         return "-"
@@ -287,17 +308,17 @@ def pass_cell(record: dict, name: str) -> str:
 def markdown(records: list) -> str:
     """The table: one row per kernel function."""
     head = ["module", "kernel", "case", "dtype", "REG", "LOCAL/STACK B", "STL+LDL", "SHARED B",
-            "pass 1 ipe", "pass 2 ipe", "ipe", "ipe smem", "EX2/elem"]
+            "max ipe", "sums ipe", "output ipe", "**ipe**", "EX2/elem", "ipe streamed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         case = "" if r["case"] is None else f"{r['case']}" + (f" ({r['when']})" if r["when"] else "")
-        hot = r["kernel"] == "rows"
+        rows = r["kernel"] == "rows"
+        passes = [pass_cell(r, p) for p in PASSES] if rows else ["", pass_cell(r, "loop") if r["hot"] else "", ""]
         lines.append("| " + " | ".join([
             r["module"], r["kernel"], case, r["dtype"], cell(r.get("REG")),
             f"{cell(r.get('LOCAL'))}/{cell(r.get('STACK'))}", str(r["spill_instructions"]), cell(r.get("SHARED")),
-            pass_cell(r, "pass1") if hot else "", pass_cell(r, "pass2" if hot else "loop") if r["hot"] else "",
-            cell(r.get("ipe")) if r["hot"] else "", cell(r.get("ipe_smem")) if hot else "",
-            cell(r.get("ex2_pe")) if r["hot"] else ""]) + " |")
+            *passes, f"**{cell(r.get('ipe'))}**" if r["hot"] else "", cell(r.get("ex2_pe")) if r["hot"] else "",
+            cell(r.get("ipe_streamed")) if rows else ""]) + " |")
     return "\n".join(lines)
 
 

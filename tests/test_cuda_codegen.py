@@ -1,10 +1,12 @@
-"""The CUDA target without a GPU: drift of codegen/cuda/, the printer, and the printed math.
+"""The CUDA target without a GPU: drift of codegen/cuda/, the printer, and the printed math run by the skeleton.
 
-The printed math is checked for real: each generated ``.cu`` file is included as it is, with the
-runtime's skeleton headers, into a host program (``SYMXENT_CUDA_HOST_CHECK``: the headers then
-declare only the per-row statistics) that plays the skeleton's part (one row at a time: gathers,
-logsumexp, sums, loss, output elements), and the results are compared with PyTorch's float64 autograd. What stays untested here is the template's
-data movement (loads, reductions, clusters): that needs a GPU (tests/test_cuda_gpu.py).
+Each generated ``.cu`` file is included as it is, with the runtime's skeleton headers, into a host program
+after ``symxent/cuda/emulate.h``, which plays the GPU's part with host threads (threads, CTAs, clusters,
+barriers, warp shuffles, shared and distributed shared memory): a row kernel runs as it is (``rows_kernel``:
+loads, the three passes, the merges over warps, CTAs and clusters, the target's patch), and its results are
+compared with PyTorch's float64 autograd. tests/test_cuda_emulated.py runs whole batches the same way (bf16,
+misaligned rows, in place, ignored and out-of-range targets, clusters of 16). What only a GPU can test: timing,
+the memory model's weaker orders, the intrinsics' own accuracy (tests/test_cuda_gpu.py).
 """
 import re
 import shutil
@@ -78,80 +80,47 @@ def test_sums_are_classified_by_how_they_follow_the_row_maximum():
         sum_kind(sp.exp(z - m) * (z - m), m)
 
 
-def test_softmax_entropy_sums_follow_the_maximum_as_exponentials():
-    """The entropy of the softmax is lowered to sum(exp(z - m)) and sum(exp(z - m)*z): both rescale with
-    the running maximum, so it runs in the one-pass row template."""
+def test_softmax_entropy_takes_one_exponential_per_element():
+    """The entropy of the softmax is lowered to sum(exp(z - m)) and sum(exp(z - m)*z): both taken at the row
+    maximum, from one exponential per element (exp2 of log2(e)*(z - m)), which the output pass reuses."""
     from symxent.codegen import Loss
     from symxent.definitions import softmax, vector
     from symxent.definitions.symbols import i, n
     z = vector("z")
     entropy_of_softmax = -sp.Sum(softmax(z, i) * sp.log(softmax(z, i)), (i, 0, n - 1))
     text = generate_cuda(Loss.from_expr(entropy_of_softmax, name="softmax_entropy"))
-    assert text.count("(follows m as exp(-m))") == 2
-    assert "sum_kind(int j) { return j == 0 ? 1 : j == 1 ? 1 : 0; }" in text
+    sums = text[text.index("void sums("):text.index("float loss(")]
+    assert sums.count("sx_exp2(") == 1 and "e = sx_exp2(1.44269504F*(h0 + z_a));" in sums
+    assert "s[0] += e;" in sums and "s[1] += e*z_a;" in sums
+    assert "kCache = true" in text and "float e, const Row& row" in text
 
 
 # --- the printed math, compiled for the host ----------------------------------------------------
 
 PRELUDE = r"""
-#include <cmath>
-#include <cstdint>
+// the GPU's part played by host threads (symxent/cuda/emulate.h): the generated files compile on the host as
+// they are, and their row kernels run through the skeleton itself (rows.cuh)
+#include "symxent/cuda/emulate.h"
 #include <cstdio>
 #include <cstring>
-#include <tuple>
 #include <vector>
-#define __device__
-#define __forceinline__ inline
-#include <algorithm>
-static inline float sx_exp(float x) { return std::exp(x); }  // the device's ex2.approx.ftz(x * log2(e))
-template <typename T> inline float to_float(T v) { return (float)v; }
-// the skeleton headers declare only the per-row statistics (RowStats, Partial, rebase, merge,
-// accumulate) and the module macros expand to nothing: the generated files compile on the host as they are
-#define SYMXENT_CUDA_HOST_CHECK
 """
 
 ROW_RUNNER = r"""
-// The template's part for one row on the host, with the skeleton's own online statistics (Partial,
-// rebase, merge, accumulate from symxent/cuda/rows.cuh): the row's packs of 4 are dealt to `threads`
-// workers in the order given (each keeps a running maximum and moves its sums along as it grows),
-// then the workers' partials are merged, as the CTAs of a cluster are.
+// One row through the skeleton's own kernel (symxent/cuda/rows.cuh: rows_kernel under the host emulation),
+// in a cluster of `cluster` CTAs of 256 threads, the row's share in shared memory or streamed (`cached`).
 template <typename M, typename Case>
 void run_row(long long cols, long long c, const std::vector<float>& z, const std::vector<float>& y,
-             const std::vector<float>& w, bool has_w, const typename M::Params& prm, int threads) {
-  using namespace symxent_cuda;
-  constexpr int NS = Case::kSums > 0 ? Case::kSums : 1;
-  typename M::Row row{};
-  row.n = (float)cols;
-  const float* wp = has_w ? w.data() : nullptr;
-  if (Case::kIndexTarget && c >= 0) Case::template gather<float>(z.data(), y.data(), wp, c, row.g);
-  std::vector<Partial<NS>> parts(threads, empty_partial<NS>());
-  float h1[Case::kHoisted1 > 0 ? Case::kHoisted1 : 1];
-  Case::pass1_terms(row, prm, h1);
-  const long long packs = cols / 4;
-  for (long long p = 0; p < packs; ++p) {
-    float xs[4], ys[4], ws[4];
-    for (int i = 0; i < 4; ++i) {
-      xs[i] = z[4 * p + i]; ys[i] = y[4 * p + i]; ws[i] = has_w ? w[4 * p + i] : 1.0f;
-    }
-    accumulate<Case>(parts[p % threads], xs, ys, ws, row, h1, prm);
-  }
-  for (long long a = 4 * packs; a < cols; ++a) {
-    float xs[1] = {z[a]}, ys[1] = {y[a]}, ws[1] = {has_w ? w[a] : 1.0f};
-    accumulate<Case>(parts[a % threads], xs, ys, ws, row, h1, prm);
-  }
-  Partial<NS> total = parts[0];
-  for (int t = 1; t < threads; ++t) merge<Case>(total, parts[t]);
-  row.m = shift_of(total.m);
-  for (int j = 0; j < M::kMaxSums; ++j) row.s[j] = j < Case::kSums ? total.s[j] : 0.0f;
-  row.lse = Case::kLseSum >= 0 ? row.m + std::log(row.s[Case::kLseSum >= 0 ? Case::kLseSum : 0]) : 0.0f;
-  std::printf("%.9g %.9g\n", Case::loss(row, prm), row.lse);
-  float h2[Case::kHoisted2 > 0 ? Case::kHoisted2 : 1];
-  Case::pass2_terms(row, prm, h2);
-  for (long long a = 0; a < cols; ++a) {
-    float g = Case::dense(z[a], y[a], has_w ? w[a] : 1.0f, row, h2, prm);
-    if (Case::kScatter && a == c) g += Case::scatter(row, prm);
-    std::printf("%.9g\n", g);
-  }
+             const std::vector<float>& w, bool has_w, const typename M::Params& prm, int cluster, bool cached) {
+  std::vector<float> out(cols, NAN);
+  float loss = NAN, lse = NAN;
+  unsigned long long status = ~0ull;
+  const int64_t target = c;
+  symxent_cuda::emulate_rows<M, float, Case>(z.data(), y.data(), has_w ? w.data() : nullptr, &target, out.data(),
+                                             &loss, &lse, nullptr, 1.0f, &status, 1, cols, -100, false, prm,
+                                             cluster, cached);
+  std::printf("%.9g %.9g\n", loss, lse);
+  for (long long a = 0; a < cols; ++a) std::printf("%.9g\n", out[a]);
 }
 
 template <typename M, typename Case>
@@ -175,9 +144,9 @@ MAIN = r"""
 int main(int argc, char** argv) {
   // stdin: kernel case count params... then the arrays (see the Python side)
   char name[64];
-  int which, nparams, threads;
+  int which, nparams, cluster, cached;
   long long count, c;
-  if (std::scanf("%63s %d %lld %lld %d %d", name, &which, &count, &c, &threads, &nparams) != 6) return 2;
+  if (std::scanf("%63s %d %lld %lld %d %d %d", name, &which, &count, &c, &cluster, &cached, &nparams) != 7) return 2;
   std::vector<double> params(nparams);
   for (auto& p : params) if (std::scanf("%lf", &p) != 1) return 2;
   int arrays;
@@ -216,25 +185,26 @@ def harness(tmp_path_factory):
             call = (f"run_elements<{module}, sx_{name}::Case{index}>(count, data, prm);"
                     if loss.kind == "elementwise" else
                     f"run_row<{module}, sx_{name}::Case{index}>(count, c, data[0], data[1], data[2], present[2], "
-                    f"prm, threads);")
+                    f"prm, cluster, cached != 0);")
             dispatch.append(f'  if (!std::strcmp(name, "{name}") && which == {index}) {{\n'
                             f"    if (nparams != {module}::kParams) return 4;\n"
                             f"    const auto prm = {module}::params(params.data());\n    {call}\n    return 0;\n  }}")
     blocks.append(ROW_RUNNER)
     blocks.append(MAIN.replace("${dispatch}", "\n".join(dispatch)))
     (folder / "harness.cpp").write_text("\n".join(blocks))
-    result = subprocess.run([compiler, "-std=c++17", "-O1", f"-I{INCLUDE}", str(folder / "harness.cpp"),
+    result = subprocess.run([compiler, "-std=c++20", "-O1", "-pthread", f"-I{INCLUDE}", str(folder / "harness.cpp"),
                              "-o", str(folder / "harness")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-6000:]
     return folder / "harness"
 
 
-def run_row(harness, name, case, z, target=-1, y=None, w=None, params=(), threads=3):
-    """(loss, lse, output row) of the printed row math with the template's online statistics, as the
-    host harness computes them (``threads`` workers, each seeing every ``threads``-th pack)."""
+def run_row(harness, name, case, z, target=-1, y=None, w=None, params=(), cluster=3, cached=True):
+    """(loss, lse, output row) of one row through the skeleton's kernel on the host (``cluster`` CTAs; the row's
+    shares in shared memory, or streamed from global memory)."""
     cols = len(z)
     arrays = [z, y if y is not None else [0.0] * cols, w]
-    lines = [f"{name} {case} {cols} {target} {threads} {len(params)}", " ".join(repr(float(p)) for p in params), "3"]
+    lines = [f"{name} {case} {cols} {target} {cluster} {int(cached)} {len(params)}",
+             " ".join(repr(float(p)) for p in params), "3"]
     for values in arrays:
         lines.append("0" if values is None else "1 " + " ".join(repr(float(v)) for v in values))
     out = subprocess.run([str(harness)], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
@@ -245,7 +215,8 @@ def run_row(harness, name, case, z, target=-1, y=None, w=None, params=(), thread
 
 def run_elements(harness, name, case, inputs, params=()):
     count = len(inputs[0])
-    lines = [f"{name} {case} {count} -1 1 {len(params)}", " ".join(repr(float(p)) for p in params), str(len(inputs))]
+    lines = [f"{name} {case} {count} -1 1 1 {len(params)}", " ".join(repr(float(p)) for p in params),
+             str(len(inputs))]
     lines += ["1 " + " ".join(repr(float(v)) for v in values) for values in inputs]
     out = subprocess.run([str(harness)], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
     pairs = [tuple(map(float, line.split())) for line in out.strip().split("\n")]
@@ -288,17 +259,18 @@ def test_printed_cross_entropy_matches_torch(harness, eps, zs, weighted):
     _close(grad, z.grad)
 
 
-@pytest.mark.parametrize("threads", [1, 2, 5])
+@pytest.mark.parametrize("cluster,cached", [(1, True), (2, True), (5, True), (3, False)],
+                         ids=["one_cta", "cluster_2", "cluster_5", "streamed"])
 @pytest.mark.parametrize("offset", [0.0, 1e4], ids=["moderate", "huge_logits"])
-def test_online_statistics_follow_a_growing_maximum(harness, threads, offset):
-    """Ascending logits raise the running maximum at every pack: the exp sum is rescaled and the
-    shifted sum(w*(z - m)) moved along each time; logits near 1e4 (smoothing's cancellation) stay
-    accurate to fp32 (the shifted sums of the C target)."""
+def test_row_statistics_over_a_cluster(harness, cluster, cached, offset):
+    """Ascending logits (the maximum in the last CTA's share), every option, the row split over CTAs of a
+    cluster (merged through their shared memory) or streamed; logits near 1e4 (smoothing's cancellation) stay
+    accurate to fp32 (the sums are taken at the row maximum)."""
     z = _fp32(torch.sort(_row(19, cols=203))[0] + offset).requires_grad_()
     w = _fp32(torch.rand(203, dtype=torch.float64, generator=torch.Generator().manual_seed(20)) + 0.5)
     c, eps, zs = 150, 0.2, 1e-3 if offset == 0 else 0.0
     loss, lse, grad = run_row(harness, "cross_entropy", 1, z.tolist(), c, w=w.tolist(), params=(eps, zs),
-                              threads=threads)
+                              cluster=cluster, cached=cached)
     expected = F.cross_entropy(z[None], torch.tensor([c]), weight=w, label_smoothing=eps, reduction="sum")
     expected = expected + zs * torch.logsumexp(z, 0) ** 2
     expected.backward()
@@ -419,10 +391,10 @@ def test_true_class_gradient_is_one_fp32_expression():
     text = (ROOT / "codegen" / "cuda" / "cross_entropy.cu").read_text()
     start = text.index("struct Case0 : RowCase<Row, Params> {")
     plain = text[start:text.index("\n};", start)]
-    assert "h[0] = w_c/s3;" in plain and "return h0*x0;" in plain and "return -w_c;" in plain
+    assert "h[0] = row_scale*w_c/s3;" in plain and "return e*h0;" in plain and "return -w_c;" in plain
     skeleton = (INCLUDE / "symxent" / "cuda" / "rows.cuh").read_text()  # what every row kernel runs
-    assert "if (Case::kScatter && col + i == c) value += at_target;" in skeleton
-    assert "o[i] = skip ? 0.0f : scale * value;" in skeleton
+    assert "const float at_target = Case::kScatter ? scale * Case::scatter(row, prm) : 0.0f;" in skeleton
+    assert "o[i] += i == patch_lane ? at_target : 0.0f;" in skeleton and "ov[v] = Vec<T>::pack(o);" in skeleton
 
 
 # --- the runtime's bookkeeping from the contracts (no GPU needed) -----------------------------------

@@ -143,8 +143,8 @@ def test_cross_entropy_with_probability_targets_matches_torch(dtype, reduction, 
                          ids=lambda c: f"C{c}")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_row_lengths_not_multiple_of_the_vector_width_and_every_cluster_size(dtype, cols):
-    """Odd lengths (scalar head and tail), one CTA per row, clusters of 2..8 CTAs with the row in
-    shared memory, and rows too long for that (600000 fp32: streamed twice)."""
+    """Odd lengths (scalar head and tail), one CTA per row, clusters of 2..16 CTAs with the row in
+    shared memory, and rows too long for that (600000 fp32: streamed)."""
     rows = 3 if cols > 100000 else 5
     z = logits(rows, cols, dtype, seed=cols)
     t = targets(rows, cols, seed=cols + 1)
@@ -401,14 +401,16 @@ def test_user_losses_go_through_the_row_template(dtype):
 
 # --- the risks of the row skeleton (issue 15's list): every cluster size x option x dtype x in-place -------------
 
-#: row lengths (classes) whose bytes give clusters of 1, 2, 4 and 8 CTAs (shares of <= 64 KiB, rows.cuh's
-#: kSliceBytes), per element size
-CLUSTER_COLS = {4: {1: 3000, 2: 30000, 4: 60000, 8: 120000}, 2: {1: 6000, 2: 60000, 4: 120000, 8: 240000}}
+#: row lengths (classes) that give clusters of 1, 2, 4, 8 and 16 CTAs (rows.cuh: a CTA's shared memory <= 64 KiB,
+#: the row's share plus its fp32 exponentials: 8 bytes an element in fp32, 6 in bf16 / fp16, the class vector's
+#: share on top with weights or smoothing, which then takes the next size), per element size
+CLUSTER_COLS = {4: {1: 3000, 2: 12000, 4: 24000, 8: 48000, 16: 100000},
+                2: {1: 6000, 2: 15000, 4: 30000, 8: 60000, 16: 128000}}
 
 
 @pytest.mark.parametrize("inplace", [False, True], ids=["copy", "inplace"])
 @pytest.mark.parametrize("option", list(OPTIONS))
-@pytest.mark.parametrize("cluster", [1, 2, 4, 8])
+@pytest.mark.parametrize("cluster", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_every_cluster_size_option_dtype_and_inplace(dtype, cluster, option, inplace):
     cols = CLUSTER_COLS[torch.tensor([], dtype=dtype).element_size()][cluster]

@@ -1,11 +1,10 @@
-"""The cross-entropy CUDA kernels' hot loops, read from their sm_90 SASS (no GPU: nvcc and cuobjdump).
+"""The CUDA row kernels' hot loops, read from their sm_90 SASS (no GPU: nvcc and cuobjdump): issue 15's budgets.
 
-``benchmarks/sass_table.py`` compiles the generated ``codegen/cuda/cross_entropy.cu`` and counts, by issue 15's
-method, the instructions and MUFU.EX2 per element of the loops a long row runs. Issue 15's budgets (<= 12
-instructions and one EX2 per element without options, <= 16 with them, <= 64 registers) are not met yet; this test
-holds what is reached (after ``sx_exp``: 22.1 / 20.6 / 20.8 without options, 36.5 / 36.5 / 35.4 with them, in bf16 /
-fp16 / fp32) so that a change cannot make the loops longer unnoticed, and no kernel may spill. Lower the limits as
-the kernels get leaner; the issue's budgets are the goal.
+``benchmarks/sass_table.py`` compiles the generated ``codegen/cuda/*.cu`` and counts, by issue 15's method, the
+instructions and MUFU.EX2 per element of the loops a long row runs (the three passes, shares in shared memory).
+The budgets: cross-entropy <= 12 instructions and one EX2 per element without options, <= 16 with label
+smoothing + weights + z-loss (case 1), in bf16 / fp16 / fp32; no spills in any kernel; <= 64 registers in every
+row kernel. Measured when written: 10.06 / 10.06 / 8.62 and 15.81 / 15.78 / 13.0.
 """
 import json
 import shutil
@@ -18,10 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "sass_table.py"
 
-#: (case, dtype) -> the most instructions per element allowed today (a little above what is measured)
-INSTRUCTIONS = {(0, "bf16"): 22.5, (0, "fp16"): 21.0, (0, "fp32"): 21.0,
-                (1, "bf16"): 37.0, (1, "fp16"): 37.0, (1, "fp32"): 36.0}
-EX2_PER_ELEMENT = 2.25  # one exp per element in each pass, plus the rare rebase of the running maximum
+#: (case, dtype) -> the most instructions per element allowed (issue 15's budgets)
+INSTRUCTIONS = {(0, "bf16"): 12.0, (0, "fp16"): 12.0, (0, "fp32"): 12.0,
+                (1, "bf16"): 16.0, (1, "fp16"): 16.0, (1, "fp32"): 16.0}
+EX2_PER_ELEMENT = 1.0  # one exponential per element: the sums pass keeps it for the output pass
+MAX_REGISTERS = 64
 
 
 def _tools_missing():
@@ -44,25 +44,36 @@ MISSING = _tools_missing()
 def kernels(tmp_path_factory):
     if MISSING:
         pytest.skip(f"needs nvcc and cuobjdump (CUDA, or the triton wheel's copy): {MISSING}")
-    out = tmp_path_factory.mktemp("sass") / "cross_entropy.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--only", "cross_entropy", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = tmp_path_factory.mktemp("sass") / "kernels.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--json", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    return [k for k in json.loads(out.read_text())["kernels"] if k["kernel"] == "rows"]
+    return json.loads(out.read_text())["kernels"]
+
+
+def _cross_entropy(kernels):
+    return [k for k in kernels if k["module"] == "cross_entropy" and k["kernel"] == "rows"]
 
 
 def test_every_case_and_dtype_is_measured(kernels):
-    assert sorted((k["case"], k["dtype"]) for k in kernels) == sorted(INSTRUCTIONS)
+    assert sorted((k["case"], k["dtype"]) for k in _cross_entropy(kernels)) == sorted(INSTRUCTIONS)
 
 
 @pytest.mark.parametrize("case, dtype", sorted(INSTRUCTIONS))
-def test_hot_loops_are_no_longer_than_today(kernels, case, dtype):
-    (kernel,) = [k for k in kernels if (k["case"], k["dtype"]) == (case, dtype)]
+def test_cross_entropy_hot_loops_within_budget(kernels, case, dtype):
+    (kernel,) = [k for k in _cross_entropy(kernels) if (k["case"], k["dtype"]) == (case, dtype)]
     assert isinstance(kernel["ipe"], float) and 0 < kernel["ipe"] <= INSTRUCTIONS[case, dtype], kernel["ipe"]
     assert 0 < kernel["ex2_pe"] <= EX2_PER_ELEMENT, kernel["ex2_pe"]
+    assert set(kernel["hot"]) >= {"max", "sums", "output"}  # each pass's loop was found (not a '?')
 
 
-def test_no_spills(kernels):
-    spilled = [(k["case"], k["dtype"], k["LOCAL"], k["spill_instructions"]) for k in kernels
-               if k["LOCAL"] or k["spill_instructions"]]
+def test_no_kernel_spills(kernels):
+    spilled = [(k["module"], k["kernel"], k["case"], k["dtype"], k["LOCAL"], k["spill_instructions"])
+               for k in kernels if k["LOCAL"] or k["STACK"] or k["spill_instructions"]]
     assert not spilled
+
+
+def test_row_kernels_fit_in_64_registers(kernels):
+    rows = [k for k in kernels if k["kernel"] == "rows"]
+    assert len(rows) == 27  # 5 row modules, 9 cases, 3 dtypes
+    assert [(k["module"], k["case"], k["dtype"], k["REG"]) for k in rows if k["REG"] > MAX_REGISTERS] == []

@@ -30,14 +30,14 @@ using Row = symxent_cuda::RowStats<2, 3>;
 // --- the printed math: one struct per case ------------------------------------------------------
 // case 0 (forward, label_smoothing == 0 and lse_square_scale == 0): _cross_entropy_0
 //   row maximum:    m2 = max_a z[a]
-//   class sums:     s3 = sum_a exp(-m2 + z[a]) (follows m as exp(-m))
+//   class sums:     s3 = sum_a exp(-m2 + z[a])
 //   loss of a row:  loss = -w_c*(-m2 + z_c - log(s3))
 //   output element: grad[a] = w_c*exp(-m2 + z[a])/s3
+//   computed once per element: e = exp2(log2e*(-m2 + z[a])) (the sums pass keeps it)
 //   at the target class: grad[c] += -w_c
 struct Case0 : RowCase<Row, Params> {
-  static constexpr bool kIndexTarget = true, kHasMax = true, kScatter = true;
-  static constexpr int kSums = 1, kLseSum = 0, kHoisted2 = 2;
-  __device__ static constexpr int sum_kind(int j) { return j == 0 ? 1 : 0; }
+  static constexpr bool kIndexTarget = true, kHasMax = true, kScatter = true, kCache = true;
+  static constexpr int kSums = 1, kLseSum = 0, kHoisted1 = 1, kHoisted2 = 2, kReadsScore = kReadX, kReadsSums = kReadX;
   template <typename T>
   __device__ static __forceinline__ void gather(const T* x_row, const T* y_row, const T* classes, int64_t c,
                                                 float* g) {
@@ -48,11 +48,15 @@ struct Case0 : RowCase<Row, Params> {
                                                const float* h, const Params& prm) {
     return z_a;
   }
-  __device__ static __forceinline__ void sums(float z_a, float unused_y, float w_a, float m_shift, const Row& row,
-                                              const float* h, const Params& prm, float* s, float* u) {
-    const float m2 = m_shift;
-    const float x0 = sx_exp(-m2 + z_a);
-    s[0] += x0;
+  __device__ static __forceinline__ void sums_terms(const Row& row, const Params& prm, float* h) {
+    const float m2 = row.m;
+    h[0] = -m2;  // h0
+  }
+  __device__ static __forceinline__ void sums(float z_a, float unused_y, float w_a, const Row& row, const float* h,
+                                              const Params& prm, float* s, float& e) {
+    const float h0 = h[0];
+    e = sx_exp2(1.44269504F*(h0 + z_a));
+    s[0] += e;
   }
   __device__ static __forceinline__ float loss(const Row& row, const Params& prm) {
     const float z_c = row.g[0];
@@ -63,19 +67,23 @@ struct Case0 : RowCase<Row, Params> {
     const float x1 = logf(s3);
     return -w_c*(-x1 + z_c_shifted);
   }
-  __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
+  __device__ static __forceinline__ void dense_terms(const Row& row, const Params& prm, float scale, float* h) {
     const float w_c = row.g[1];
     const float m2 = row.m;
     const float s3 = row.s[0];
-    h[0] = w_c/s3;  // h0
+    const float row_scale = scale;
+    h[0] = row_scale*w_c/s3;  // h0
     h[1] = -m2;  // h1
   }
-  __device__ static __forceinline__ float dense(float z_a, float unused_y, float w_a, const Row& row,
+  __device__ static __forceinline__ float element(float z_a, float unused_y, float w_a, const Row& row,
+                                                  const float* h, const Params& prm) {
+    const float h1 = h[1];
+    return sx_exp2(1.44269504F*(h1 + z_a));
+  }
+  __device__ static __forceinline__ float dense(float z_a, float unused_y, float w_a, float e, const Row& row,
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
-    const float h1 = h[1];
-    const float x0 = sx_exp(h1 + z_a);
-    return h0*x0;
+    return e*h0;
   }
   __device__ static __forceinline__ float scatter(const Row& row, const Params& prm) {
     const float w_c = row.g[1];
@@ -85,14 +93,14 @@ struct Case0 : RowCase<Row, Params> {
 
 // case 1 (forward, always): _cross_entropy_1
 //   row maximum:    m2 = max_a z[a]
-//   class sums:     s4 = sum_a w[a]; s5 = sum_a (-m2 + z[a])*w[a] (linear in m); s3 = sum_a exp(-m2 + z[a]) (follows m as exp(-m))
+//   class sums:     s4 = sum_a w[a]; s5 = sum_a (-m2 + z[a])*w[a]; s3 = sum_a exp(-m2 + z[a])
 //   loss of a row:  loss = -epsilon*(-s4*log(s3) + s5)/n + lse_square_scale*(m2 + log(s3))**2 - w_c*(1 - epsilon)*(-m2 + z_c - log(s3))
 //   output element: grad[a] = -epsilon*w[a]/n + (-epsilon*w_c + epsilon*s4/n + 2*lse_square_scale*(m2 + log(s3)) + w_c)*exp(-m2 + z[a])/s3
+//   computed once per element: e = exp2(log2e*(-m2 + z[a])) (the sums pass keeps it)
 //   at the target class: grad[c] += epsilon*w_c - w_c
 struct Case1 : RowCase<Row, Params> {
-  static constexpr bool kIndexTarget = true, kHasMax = true, kScatter = true;
-  static constexpr int kSums = 3, kLseSum = 2, kHoisted2 = 3;
-  __device__ static constexpr int sum_kind(int j) { return j == 0 ? 0 : j == 1 ? 2 : j == 2 ? 1 : 0; }
+  static constexpr bool kIndexTarget = true, kHasMax = true, kScatter = true, kCache = true;
+  static constexpr int kSums = 3, kLseSum = 2, kHoisted1 = 1, kHoisted2 = 3, kReadsScore = kReadX, kReadsSums = kReadX | kReadW, kReadsDense = kReadW;
   template <typename T>
   __device__ static __forceinline__ void gather(const T* x_row, const T* y_row, const T* classes, int64_t c,
                                                 float* g) {
@@ -103,15 +111,17 @@ struct Case1 : RowCase<Row, Params> {
                                                const float* h, const Params& prm) {
     return z_a;
   }
-  __device__ static __forceinline__ void sums(float z_a, float unused_y, float w_a, float m_shift, const Row& row,
-                                              const float* h, const Params& prm, float* s, float* u) {
-    const float m2 = m_shift;
-    const float x0 = -m2 + z_a;
-    const float x1 = sx_exp(x0);
+  __device__ static __forceinline__ void sums_terms(const Row& row, const Params& prm, float* h) {
+    const float m2 = row.m;
+    h[0] = -m2;  // h0
+  }
+  __device__ static __forceinline__ void sums(float z_a, float unused_y, float w_a, const Row& row, const float* h,
+                                              const Params& prm, float* s, float& e) {
+    const float h0 = h[0];
+    e = sx_exp2(1.44269504F*(h0 + z_a));
     s[0] += w_a;
-    s[1] += x0*w_a;
-    s[2] += x1;
-    u[1] += w_a;
+    s[1] += (h0 + z_a)*w_a;
+    s[2] += e;
   }
   __device__ static __forceinline__ float loss(const Row& row, const Params& prm) {
     const float n = row.n;
@@ -129,30 +139,29 @@ struct Case1 : RowCase<Row, Params> {
     const float x4 = epsilon/n;
     return lse_square_scale*x3*x3 - w_c*(1 - epsilon)*(-x2 + z_c_shifted) - x4*(-s4*x2 + s5);
   }
-  __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
+  __device__ static __forceinline__ void dense_terms(const Row& row, const Params& prm, float scale, float* h) {
     const float n = row.n;
     const float w_c = row.g[1];
     const float m2 = row.m;
     const float s4 = row.s[0];
     const float s3 = row.s[2];
+    const float row_scale = scale;
     const float epsilon = prm.label_smoothing;
     const float lse_square_scale = prm.lse_square_scale;
-    const float x2 = logf(s3);
-    const float x3 = m2 + x2;
-    const float x4 = epsilon/n;
-    const float x5 = epsilon*w_c;
-    h[0] = -x4;  // h0
-    h[1] = (2*lse_square_scale*x3 + s4*x4 + w_c - x5)/s3;  // h1
+    h[0] = row_scale*(-epsilon*w_c + epsilon*s4/n + 2*lse_square_scale*(m2 + logf(s3)) + w_c)/s3;  // h0
+    h[1] = -epsilon*row_scale/n;  // h1
     h[2] = -m2;  // h2
   }
-  __device__ static __forceinline__ float dense(float z_a, float unused_y, float w_a, const Row& row,
+  __device__ static __forceinline__ float element(float z_a, float unused_y, float w_a, const Row& row,
+                                                  const float* h, const Params& prm) {
+    const float h2 = h[2];
+    return sx_exp2(1.44269504F*(h2 + z_a));
+  }
+  __device__ static __forceinline__ float dense(float z_a, float unused_y, float w_a, float e, const Row& row,
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
     const float h1 = h[1];
-    const float h2 = h[2];
-    const float x0 = h2 + z_a;
-    const float x1 = sx_exp(x0);
-    return h0*w_a + h1*x1;
+    return e*h0 + h1*w_a;
   }
   __device__ static __forceinline__ float scatter(const Row& row, const Params& prm) {
     const float w_c = row.g[1];

@@ -30,27 +30,28 @@ using Row = symxent_cuda::RowStats<1, 5>;
 // --- the printed math: one struct per case ------------------------------------------------------
 // case 0 (forward, label_smoothing == 0 and lse_square_scale == 0): _cross_entropy_prob_0
 //   row maximum:    m0 = max_a z[a]
-//   class sums:     s1 = sum_a (-m0 + z[a])*w[a]*y[a] (linear in m); s2 = sum_a w[a]*y[a]; s3 = sum_a exp(-m0 + z[a]) (follows m as exp(-m))
+//   class sums:     s1 = sum_a (-m0 + z[a])*w[a]*y[a]; s2 = sum_a w[a]*y[a]; s3 = sum_a exp(-m0 + z[a])
 //   loss of a row:  loss = -s1 + s2*log(s3)
 //   output element: grad[a] = s2*exp(-m0 + z[a])/s3 - w[a]*y[a]
+//   computed once per element: e = exp2(log2e*(-m0 + z[a])) (the sums pass keeps it)
 struct Case0 : RowCase<Row, Params> {
-  static constexpr bool kSecondRow = true, kHasMax = true;
-  static constexpr int kSums = 3, kLseSum = 2, kHoisted2 = 2;
-  __device__ static constexpr int sum_kind(int j) { return j == 0 ? 2 : j == 1 ? 0 : j == 2 ? 1 : 0; }
+  static constexpr bool kSecondRow = true, kHasMax = true, kCache = true;
+  static constexpr int kSums = 3, kLseSum = 2, kHoisted1 = 1, kHoisted2 = 3, kReadsScore = kReadX, kReadsSums = kReadX | kReadY | kReadW, kReadsDense = kReadY | kReadW;
   __device__ static __forceinline__ float score(float z_a, float y_a, float w_a, const Row& row,
                                                const float* h, const Params& prm) {
     return z_a;
   }
-  __device__ static __forceinline__ void sums(float z_a, float y_a, float w_a, float m_shift, const Row& row,
-                                              const float* h, const Params& prm, float* s, float* u) {
-    const float m0 = m_shift;
-    const float x0 = -m0 + z_a;
-    const float x1 = w_a*y_a;
-    const float x2 = sx_exp(x0);
-    s[0] += x0*x1;
-    s[1] += x1;
-    s[2] += x2;
-    u[0] += w_a*y_a;
+  __device__ static __forceinline__ void sums_terms(const Row& row, const Params& prm, float* h) {
+    const float m0 = row.m;
+    h[0] = -m0;  // h0
+  }
+  __device__ static __forceinline__ void sums(float z_a, float y_a, float w_a, const Row& row, const float* h,
+                                              const Params& prm, float* s, float& e) {
+    const float h0 = h[0];
+    e = sx_exp2(1.44269504F*(h0 + z_a));
+    s[0] += (h0 + z_a)*w_a*y_a;
+    s[1] += w_a*y_a;
+    s[2] += e;
   }
   __device__ static __forceinline__ float loss(const Row& row, const Params& prm) {
     const float s1 = row.s[0];
@@ -59,56 +60,54 @@ struct Case0 : RowCase<Row, Params> {
     const float x3 = logf(s3);
     return -s1 + s2*x3;
   }
-  __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
+  __device__ static __forceinline__ void dense_terms(const Row& row, const Params& prm, float scale, float* h) {
     const float m0 = row.m;
     const float s2 = row.s[1];
     const float s3 = row.s[2];
-    h[0] = s2/s3;  // h0
-    h[1] = -m0;  // h1
+    const float row_scale = scale;
+    h[0] = -row_scale;  // h0
+    h[1] = row_scale*s2/s3;  // h1
+    h[2] = -m0;  // h2
   }
-  __device__ static __forceinline__ float dense(float z_a, float y_a, float w_a, const Row& row,
+  __device__ static __forceinline__ float element(float z_a, float y_a, float w_a, const Row& row,
+                                                  const float* h, const Params& prm) {
+    const float h2 = h[2];
+    return sx_exp2(1.44269504F*(h2 + z_a));
+  }
+  __device__ static __forceinline__ float dense(float z_a, float y_a, float w_a, float e, const Row& row,
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
     const float h1 = h[1];
-    const float x0 = h1 + z_a;
-    const float x1 = w_a*y_a;
-    const float x2 = sx_exp(x0);
-    return h0*x2 - x1;
+    return e*h1 + h0*w_a*y_a;
   }
 };
 
 // case 1 (forward, always): _cross_entropy_prob_1
 //   row maximum:    m0 = max_a z[a]
-//   class sums:     s5 = sum_a w[a]; s4 = sum_a (-m0 + z[a])*w[a] (linear in m); s1 = sum_a exp(-m0 + z[a]) (follows m as exp(-m)); s2 = sum_a (-m0 + z[a])*w[a]*y[a] (linear in m); s3 = sum_a w[a]*y[a]
+//   class sums:     s5 = sum_a w[a]; s4 = sum_a (-m0 + z[a])*w[a]; s1 = sum_a exp(-m0 + z[a]); s2 = sum_a (-m0 + z[a])*w[a]*y[a]; s3 = sum_a w[a]*y[a]
 //   loss of a row:  loss = -epsilon*s4/n + epsilon*s5*log(s1)/n + lse_square_scale*(m0 + log(s1))**2 + s2*(epsilon - 1) - s3*(epsilon - 1)*log(s1)
 //   output element: grad[a] = (epsilon*y[a] - epsilon/n - y[a])*w[a] + (-epsilon*s3 + epsilon*s5/n + 2*lse_square_scale*(m0 + log(s1)) + s3)*exp(-m0 + z[a])/s1
+//   computed once per element: e = exp2(log2e*(-m0 + z[a])) (the sums pass keeps it)
 struct Case1 : RowCase<Row, Params> {
-  static constexpr bool kSecondRow = true, kHasMax = true;
-  static constexpr int kSums = 5, kLseSum = 2, kHoisted1 = 1, kHoisted2 = 3;
-  __device__ static constexpr int sum_kind(int j) { return j == 0 ? 0 : j == 1 ? 2 : j == 2 ? 1 : j == 3 ? 2 : j == 4 ? 0 : 0; }
-  __device__ static __forceinline__ void pass1_terms(const Row& row, const Params& prm, float* h) {
-    const float n = row.n;
-    const float epsilon = prm.label_smoothing;
-    const float x6 = epsilon/n;
-    h[0] = x6;  // h0
-  }
+  static constexpr bool kSecondRow = true, kHasMax = true, kCache = true;
+  static constexpr int kSums = 5, kLseSum = 2, kHoisted1 = 1, kHoisted2 = 4, kReadsScore = kReadX, kReadsSums = kReadX | kReadY | kReadW, kReadsDense = kReadY | kReadW;
   __device__ static __forceinline__ float score(float z_a, float y_a, float w_a, const Row& row,
                                                const float* h, const Params& prm) {
     return z_a;
   }
-  __device__ static __forceinline__ void sums(float z_a, float y_a, float w_a, float m_shift, const Row& row,
-                                              const float* h, const Params& prm, float* s, float* u) {
-    const float m0 = m_shift;
-    const float x0 = -m0 + z_a;
-    const float x1 = sx_exp(x0);
-    const float x2 = w_a*y_a;
+  __device__ static __forceinline__ void sums_terms(const Row& row, const Params& prm, float* h) {
+    const float m0 = row.m;
+    h[0] = -m0;  // h0
+  }
+  __device__ static __forceinline__ void sums(float z_a, float y_a, float w_a, const Row& row, const float* h,
+                                              const Params& prm, float* s, float& e) {
+    const float h0 = h[0];
+    e = sx_exp2(1.44269504F*(h0 + z_a));
     s[0] += w_a;
-    s[1] += x0*w_a;
-    s[2] += x1;
-    s[3] += x0*x2;
-    s[4] += x2;
-    u[1] += w_a;
-    u[3] += w_a*y_a;
+    s[1] += (h0 + z_a)*w_a;
+    s[2] += e;
+    s[3] += (h0 + z_a)*w_a*y_a;
+    s[4] += w_a*y_a;
   }
   __device__ static __forceinline__ float loss(const Row& row, const Params& prm) {
     const float n = row.n;
@@ -127,31 +126,32 @@ struct Case1 : RowCase<Row, Params> {
     const float x7 = s5*x6;
     return lse_square_scale*x5*x5 + s2*x3 - s3*x3*x4 - s4*x6 + x4*x7;
   }
-  __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
+  __device__ static __forceinline__ void dense_terms(const Row& row, const Params& prm, float scale, float* h) {
     const float n = row.n;
     const float m0 = row.m;
     const float s5 = row.s[0];
     const float s1 = row.s[2];
     const float s3 = row.s[4];
+    const float row_scale = scale;
     const float epsilon = prm.label_smoothing;
     const float lse_square_scale = prm.lse_square_scale;
-    const float x4 = logf(s1);
-    const float x5 = m0 + x4;
-    const float x6 = epsilon/n;
-    const float x7 = s5*x6;
-    h[0] = -x6;  // h0
-    h[1] = (-epsilon*s3 + 2*lse_square_scale*x5 + s3 + x7)/s1;  // h1
+    h[0] = -epsilon/n;  // h0
+    h[1] = row_scale*(-epsilon*s3 + epsilon*s5/n + 2*lse_square_scale*(m0 + logf(s1)) + s3)/s1;  // h1
     h[2] = -m0;  // h2
+    h[3] = row_scale;  // h3
   }
-  __device__ static __forceinline__ float dense(float z_a, float y_a, float w_a, const Row& row,
+  __device__ static __forceinline__ float element(float z_a, float y_a, float w_a, const Row& row,
+                                                  const float* h, const Params& prm) {
+    const float h2 = h[2];
+    return sx_exp2(1.44269504F*(h2 + z_a));
+  }
+  __device__ static __forceinline__ float dense(float z_a, float y_a, float w_a, float e, const Row& row,
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
     const float h1 = h[1];
-    const float h2 = h[2];
+    const float h3 = h[3];
     const float epsilon = prm.label_smoothing;
-    const float x0 = h2 + z_a;
-    const float x1 = sx_exp(x0);
-    return h1*x1 + (epsilon*y_a + h0 - y_a)*w_a;
+    return e*h1 + h3*(epsilon*y_a + h0 - y_a)*w_a;
   }
 };
 

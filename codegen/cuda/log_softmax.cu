@@ -27,33 +27,38 @@ using Row = symxent_cuda::RowStats<1, 1>;
 // --- the printed math: one struct per case ------------------------------------------------------
 // case 0 (forward, always): _log_softmax
 //   row maximum:    m0 = max_a z[a]
-//   class sums:     s1 = sum_a exp(-m0 + z[a]) (follows m as exp(-m))
+//   class sums:     s1 = sum_a exp(-m0 + z[a])
 //   loss of a row:  (none)
 //   output element: out[a] = -m0 - log(s1) + z[a]
 struct Case0 : RowCase<Row, Params> {
   static constexpr bool kHasMax = true;
-  static constexpr int kSums = 1, kLseSum = 0, kHoisted2 = 1;
-  __device__ static constexpr int sum_kind(int j) { return j == 0 ? 1 : 0; }
+  static constexpr int kSums = 1, kLseSum = 0, kHoisted1 = 1, kHoisted2 = 2, kReadsScore = kReadX, kReadsSums = kReadX, kReadsDense = kReadX;
   __device__ static __forceinline__ float score(float z_a, float unused_y, float unused_w, const Row& row,
                                                const float* h, const Params& prm) {
     return z_a;
   }
-  __device__ static __forceinline__ void sums(float z_a, float unused_y, float unused_w, float m_shift, const Row& row,
-                                              const float* h, const Params& prm, float* s, float* u) {
-    const float m0 = m_shift;
-    const float x0 = m0 - z_a;
-    s[0] += sx_exp(-x0);
+  __device__ static __forceinline__ void sums_terms(const Row& row, const Params& prm, float* h) {
+    const float m0 = row.m;
+    h[0] = -m0;  // h0
   }
-  __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
+  __device__ static __forceinline__ void sums(float z_a, float unused_y, float unused_w, const Row& row, const float* h,
+                                              const Params& prm, float* s, float& e) {
+    const float h0 = h[0];
+    e = 0.0f;
+    s[0] += sx_exp2(1.44269504F*(h0 + z_a));
+  }
+  __device__ static __forceinline__ void dense_terms(const Row& row, const Params& prm, float scale, float* h) {
+    const float m0 = row.m;
     const float s1 = row.s[0];
-    h[0] = -logf(s1);  // h0
+    const float row_scale = scale;
+    h[0] = -m0*row_scale - row_scale*logf(s1);  // h0
+    h[1] = row_scale;  // h1
   }
-  __device__ static __forceinline__ float dense(float z_a, float unused_y, float unused_w, const Row& row,
+  __device__ static __forceinline__ float dense(float z_a, float unused_y, float unused_w, float e, const Row& row,
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
-    const float m0 = row.m;
-    const float x0 = m0 - z_a;
-    return h0 - x0;
+    const float h1 = h[1];
+    return h0 + h1*z_a;
   }
 };
 
@@ -64,19 +69,23 @@ struct Case0 : RowCase<Row, Params> {
 //   output element: grad_input[a] = -s0*exp(out[a]) + grad_output[a]
 struct Case1 : RowCase<Row, Params> {
   static constexpr bool kSecondRow = true;
-  static constexpr int kSums = 1, kHoisted2 = 1;
-  __device__ static __forceinline__ void sums(float out_a, float grad_output_a, float unused_w, float m_shift, const Row& row,
-                                              const float* h, const Params& prm, float* s, float* u) {
+  static constexpr int kSums = 1, kHoisted2 = 2, kReadsSums = kReadY, kReadsDense = kReadX | kReadY;
+  __device__ static __forceinline__ void sums(float out_a, float grad_output_a, float unused_w, const Row& row, const float* h,
+                                              const Params& prm, float* s, float& e) {
+    e = 0.0f;
     s[0] += grad_output_a;
   }
-  __device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h) {
+  __device__ static __forceinline__ void dense_terms(const Row& row, const Params& prm, float scale, float* h) {
     const float s0 = row.s[0];
-    h[0] = -s0;  // h0
+    const float row_scale = scale;
+    h[0] = -row_scale*s0;  // h0
+    h[1] = row_scale;  // h1
   }
-  __device__ static __forceinline__ float dense(float out_a, float grad_output_a, float unused_w, const Row& row,
+  __device__ static __forceinline__ float dense(float out_a, float grad_output_a, float unused_w, float e, const Row& row,
                                                 const float* h, const Params& prm) {
     const float h0 = h[0];
-    return h0*sx_exp(out_a) + grad_output_a;
+    const float h1 = h[1];
+    return h0*sx_exp2(1.44269504F*out_a) + h1*grad_output_a;
   }
 };
 

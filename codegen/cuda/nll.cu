@@ -44,7 +44,7 @@ struct Case0 : RowCase<Row, Params> {
     const float w_c = row.g[1];
     return -logp_c*w_c;
   }
-  __device__ static __forceinline__ float dense(float logp_a, float unused_y, float w_a, const Row& row,
+  __device__ static __forceinline__ float dense(float logp_a, float unused_y, float w_a, float e, const Row& row,
                                                 const float* h, const Params& prm) {
     return 0;
   }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import exp2, log1p
 from sympy.concrete.delta import deltasummation
 
 from ..definitions import log_sigmoid, softplus
@@ -231,6 +231,23 @@ def log1p_def(expr):
     def one_plus(e):
         return isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args
     return expr.replace(one_plus, lambda e: log1p(e.args[0] - 1))
+
+
+#: log2(e) = 1/log(2), a named constant (a number would be multiplied into a sum's terms by SymPy); the CUDA
+#: printer writes it as its fp32 value
+LOG2E = sp.Symbol("log2e", positive=True)
+
+
+@register("exp_as_exp2")
+def exp_as_exp2(expr):
+    """``exp(u) -> exp2(log2(e)*u)``
+
+    A GPU's exponential is ``MUFU.EX2`` (2^y). The exponent stays whole: ``exp(z - m)`` is ``exp2(log2(e)*(z -
+    m))``, one FADD (``z - m``, exact near the maximum), one FMUL and one ``EX2``. Multiplying log2(e) into the
+    terms (``log2(e)*z - log2(e)*m``: one FFMA) would round ``log2(e)*m`` alone: at logits of 1e4 an error of
+    3e-4 relative in every exponential, which this form does not have.
+    """
+    return expr.replace(lambda e: isinstance(e, sp.exp), lambda e: exp2(LOG2E * e.args[0]))
 
 
 @register("target_logit_is_class_sum")

@@ -194,6 +194,8 @@ IDENTITIES: tuple = (
     _true("log1p_def", "log(1 + x)", "log1p(x)", lambda: (sp.log(1 + x), log1p(x)),
           "log1p(x) is log(1 + x), computed without rounding 1 + x (x > -1): log(1 - p) = log1p(-p)",
           "used by codegen"),
+    _true("exp_as_exp2", "exp(x)", "2**(x/log(2))", lambda: (sp.exp(x), 2 ** (x / sp.log(2))),
+          "e^x as a power of two, log2(e) = 1/log(2): the GPU's MUFU.EX2 computes 2^y", "used by codegen"),
     _true("sigmoid_via_exp", "sigmoid(x)", "exp(x) / (1 + exp(x))",
           lambda: (sigmoid(x), sp.exp(x) / (1 + sp.exp(x))),
           "the form of sigmoid used for x < 0 (no overflow of exp(-x))", "used by codegen"),

@@ -8,6 +8,9 @@ It is the generator's C printer (:class:`symxent.codegen.printers.CElementPrinte
   exponents printed are those of the stable rewrites (``exp(z_a - m) <= 1``, ``exp(-|x|)``, the sigmoid's
   ``exp(-x)``), where its error (2 ulp plus about 1 ulp per unit of ``|x|``) is far below one bf16 / fp16 rounding
   and within the fp32 tolerances of the tests; results below 2^-126 are 0.
+- ``exp2(x) -> sx_exp2(x)``: one ``MUFU.EX2``; the row kernels' element math has every ``exp`` in this form
+  (the rewrite ``exp_as_exp2``: ``exp(z - m) = exp2(log2(e)*(z - m))``, the constant ``log2e`` printed as
+  ``1.44269504F``).
 - ``x**2 -> x*x`` (and 3, 4; negative small powers as ``1.0F/(...)``, or ``a/(x*x)`` in a product),
   instead of ``powf``.
 - an element of a row or class vector at the class-axis index (``z[a]``, ``w[a]``) is a local
@@ -23,6 +26,7 @@ from sympy.printing.codeprinter import CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from ..printers import CElementPrinter
+from ..rewrites import LOG2E
 
 #: integer exponents printed as repeated multiplication
 SMALL_POWERS = (2, 3, 4)
@@ -42,6 +46,12 @@ class CudaPrinter(CElementPrinter):
 
     def _print_exp(self, expr):
         return f"sx_exp({self._print(expr.args[0])})"
+
+    def _print_exp2(self, expr):
+        return f"sx_exp2({self._print(expr.args[0])})"
+
+    def _print_Symbol(self, expr):
+        return "1.44269504F" if expr == LOG2E else super()._print_Symbol(expr)
 
     def _print_Indexed(self, expr):
         local = self._settings["elements"].get(expr.base)

@@ -38,6 +38,7 @@ from pathlib import Path
 from string import Template
 
 import sympy as sp
+from sympy.codegen.cfunctions import exp2
 
 from ...definitions.symbols import n as N
 from .. import rewrites
@@ -50,8 +51,11 @@ from .printer import cuda_printer
 TEMPLATES = Path(__file__).parent / "templates"
 #: the rules of the CUDA target: the C target's, in its order (each is a proved identity)
 OPTIMS_CUDA = rewrites.OPTIMS_C
+#: and the rules of a row kernel's element math (score, sums, output), after those: every exp as MUFU.EX2's exp2
+ELEMENT_RULES_CUDA = (rewrites.RULES["exp_as_exp2"],)
 #: names the printed functions already use for row values, arguments and buffers
-RESERVED_NAMES = frozenset({"n", "row", "prm", "s", "u", "g", "c", "v", "m_shift", "x_row", "y_row", "classes"})
+RESERVED_NAMES = frozenset({"n", "row", "prm", "s", "u", "g", "c", "v", "e", "h", "scale", "row_scale", "x_row",
+                            "y_row", "classes"})
 #: element arguments an elementwise kernel takes at most (the host API has four slots)
 MAX_ELEMENT_INPUTS = 4
 #: how a class-axis sum follows the row maximum m (``sum_kind``)
@@ -143,11 +147,13 @@ class _Body:
     order), then ``finish(printed expressions)``.
     """
 
-    def __init__(self, row_values: dict, elements: dict, assigns: dict, shapes=None):
+    def __init__(self, row_values: dict, elements: dict, assigns: dict, shapes=None, arguments=()):
         self.row_values = row_values
         self.printer = cuda_printer(elements, shapes, elements)
         self.elements = elements
         self.assigns = assigns
+        # symbols printed by name: the function's own arguments, and log2(e) (a literal)
+        self.arguments = set(arguments) | {rewrites.LOG2E}
 
     def _needed(self, exprs) -> list:
         needed, stack = set(), [s for e in exprs for s in e.free_symbols if s in self.assigns]
@@ -165,7 +171,8 @@ class _Body:
                 if atom.base not in self.elements or atom.indices != (AXIS,):
                     raise CudaCodegenError(f"{atom}: only the class-axis element of an input can be read here")
             rest = expr.replace(lambda e: isinstance(e, sp.Indexed), lambda e: sp.Dummy())
-            stray = {s for s in rest.free_symbols if not isinstance(s, sp.Dummy)} - set(self.row_values) - known
+            stray = ({s for s in rest.free_symbols if not isinstance(s, sp.Dummy)} - set(self.row_values) - known
+                     - self.arguments)
             if AXIS in stray:
                 raise CudaCodegenError(f"{expr}: the class index itself (not an element) cannot be printed")
             if stray:
@@ -323,6 +330,66 @@ class _RowCase:
         (self.dense_printed,), self.hoisted2, self.assigns2 = hoist_invariants(
             [self.outputs[self.dense_output][0]], fixed2, self.assigns, "h")
 
+    def lse_sum(self) -> int:
+        """The index of the sum of ``exp(score - m)`` (the row's logsumexp is ``m + log`` of it), or -1."""
+        if self.m is None:
+            return -1
+        target = sp.exp(_inline(self.score, self.assigns) - self.m)
+        return next((j for j, term in enumerate(self.terms) if sp.simplify(term - target) == 0), -1)
+
+
+#: the output pass's factor (``mean``'s 1/W times the call's factor): a row value of ``dense_terms``
+SCALE = sp.Symbol("row_scale", real=True)
+#: an element's value computed by the sums pass and reused by the output pass (``e``: ``exp(z_a - m)``)
+CACHED = sp.Symbol("e", real=True)
+
+
+class _CudaRowCase(_RowCase):
+    """A row case as the CUDA skeleton runs it (``rows.cuh``): the row maximum first, then the sums at that
+    maximum (no running maximum: nothing to rescale), then the output. Each pass's expressions are the
+    lowering's with its statements inlined and every ``exp`` rewritten by the proved rule ``exp_as_exp2``
+    (``exp(z - m) = exp2(log2(e)*(z - m))``), then split into what is computed once per row (hoisted:
+    ``score_terms``, ``sums_terms``, ``dense_terms``) and per element. An exponential of the element that both a
+    sum and the output contain is computed once, by the sums pass (``e``), and read back by the output pass
+    (``kCache``); the output is multiplied by the call's scale inside ``dense`` (the scale joins the row factors)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        def inline(expr):
+            return rewrites.optimize(_inline(sp.sympify(expr), self.assigns), ELEMENT_RULES_CUDA)
+
+        fixed0 = {N, rewrites.LOG2E} | {g.symbol for g in self.gathers} | {p.symbol for p in self.params}
+        fixed1 = fixed0 | ({self.m} if self.m is not None else set())
+        fixed2 = fixed1 | {s.symbol for s in self.sums} | {SCALE}
+        score = inline(self.score) if self.m is not None else sp.S.Zero
+        sums = [inline(s.expr) for s in self.sums]
+        dense = inline(self.outputs[self.dense_output][0])
+        # the element value the output reuses: an exponential of the element that a sum computes too
+        in_sums = set().union(*(term.atoms(exp2) for term in sums)) if sums else set()
+        shared = sorted((a for a in dense.atoms(exp2) if a in in_sums and a.has(sp.Indexed)), key=sp.default_sort_key)
+        self.cached = shared[0] if shared else None
+        if self.cached is not None:
+            dense = dense.xreplace({self.cached: CACHED})
+        dense = sp.Add(*[SCALE * term for term in sp.Add.make_args(dense)])
+        extra = [self.cached] if self.cached is not None else []
+        (self.score_c,), self.hoisted0_c, _ = hoist_invariants([score], fixed0, {}, "h")
+        out1, self.hoisted1_c, _ = hoist_invariants(sums + extra, fixed1, {}, "h")
+        self.sums_c, self.cache_c = out1[:len(sums)], (out1[len(sums)] if extra else None)
+        out2, self.hoisted2_c, _ = hoist_invariants([dense] + extra, fixed2, {}, "h")
+        self.dense_c, self.element_c = out2[0], (out2[1] if extra else None)
+        if self.dense_c.has(SCALE):  # the scale alone in a factor: a row value of its own
+            symbol = sp.Symbol(f"h{len(self.hoisted2_c)}", real=True)
+            self.hoisted2_c = self.hoisted2_c + [(symbol, SCALE)]
+            self.dense_c = self.dense_c.xreplace({SCALE: symbol})
+        self.reads = {"score": self._reads([score]), "sums": self._reads(sums + extra), "dense": self._reads([dense])}
+
+    def _reads(self, exprs) -> str:
+        """The inputs ``exprs`` read, as the skeleton's bits (``kReadX | kReadW``), or 0."""
+        bases = {a.base for e in exprs for a in sp.sympify(e).atoms(sp.Indexed)}
+        bits = [bit for symbol, bit in ((self.x, "kReadX"), (self.y, "kReadY"), (self.w, "kReadW"))
+                if symbol is not None and symbol in bases]
+        return " | ".join(bits) or "0"
+
     # names in printed code
     def elements(self) -> dict:
         out = {self.x: f"{self.x.label}_a"}
@@ -333,27 +400,20 @@ class _RowCase:
         return out
 
     def row_values(self, stage: str, hoisted=()) -> dict:
-        """What a function may read: ``score`` the gathers; ``sums`` also the running shift ``m``;
-        ``row`` (loss, dense, scatter) also the final ``m`` and the sums; ``hoisted``: the pass's
+        """What a function may read: ``score`` the gathers and parameters; ``sums`` also the row maximum;
+        ``row`` (loss, output, scatter) also the sums; ``dense_terms`` also the scale; ``hoisted``: the pass's
         precomputed values ``h[k]``."""
         values = {symbol: f"h[{k}]" for k, (symbol, _) in enumerate(hoisted)}
         values[N] = "row.n"
         values.update({g.symbol: f"row.g[{j}]" for j, g in enumerate(self.gathers)})
-        if self.m is not None and stage == "sums":
-            values[self.m] = "m_shift"
-        if stage == "row":
-            if self.m is not None:
-                values[self.m] = "row.m"
+        if self.m is not None and stage != "score":
+            values[self.m] = "row.m"
+        if stage in ("row", "dense_terms"):
             values.update({s.symbol: f"row.s[{j}]" for j, s in enumerate(self.sums)})
+        if stage == "dense_terms":
+            values[SCALE] = "scale"
         values.update(_param_values(self.params))
         return values
-
-    def lse_sum(self) -> int:
-        """The index of the sum of ``exp(score - m)`` (the row's logsumexp is ``m + log`` of it), or -1."""
-        if self.m is None:
-            return -1
-        target = sp.exp(_inline(self.score, self.assigns) - self.m)
-        return next((j for j, term in enumerate(self.terms) if sp.simplify(term - target) == 0), -1)
 
     # printed pieces
     def gather_lines(self) -> list:
@@ -370,23 +430,23 @@ class _RowCase:
         return lines or ["(void)x_row; (void)y_row; (void)classes; (void)c; (void)g;"]
 
     def sums_lines(self) -> list:
-        if not self.sums:
-            return ["(void)row; (void)h; (void)prm; (void)s; (void)u; (void)m_shift;"]
-        linear = [j for j, (kind, _) in enumerate(self.kinds) if kind == SUM_LINEAR]
-        body = _Body(self.row_values("sums", self.hoisted1), self.elements(), self.assigns1, self.low.shapes)
-        slots = [f"s[{j}]" for j in range(len(self.sums))] + [f"u[{j}]" for j in linear]
-        return body.lines(list(self.sums_printed) + list(self.u_printed),
-                          lambda printed: [f"{slot} += {p};" for slot, p in zip(slots, printed)])
+        """``e = <the cached value>;`` (or 0), then ``s[j] += <term>;`` with ``e`` in the terms."""
+        body = _Body(self.row_values("sums", self.hoisted1_c), self.elements(), {}, self.low.shapes, [CACHED])
+        slots = [f"s[{j}]" for j in range(len(self.sums))]
+        if self.cache_c is None:
+            return body.lines(list(self.sums_c), lambda printed: ["e = 0.0f;"] +
+                              [f"{slot} += {p};" for slot, p in zip(slots, printed)])
+        terms = [term.xreplace({self.cache_c: CACHED}) for term in self.sums_c]
+        return body.lines([self.cache_c] + terms, lambda printed: [f"e = {printed[0]};"] +
+                          [f"{slot} += {p};" for slot, p in zip(slots, printed[1:])])
 
-    def function_lines(self, expr, stage: str, dense: bool, hoisted=(), assigns=None) -> list:
+    def function_lines(self, expr, stage: str, dense: bool, hoisted=(), assigns=None, arguments=()) -> list:
         body = _Body(self.row_values(stage, hoisted), self.elements() if dense else {},
-                     self.assigns if assigns is None else assigns, self.low.shapes)
+                     self.assigns if assigns is None else assigns, self.low.shapes, arguments)
         return body.lines([expr], lambda printed: [f"return {printed[0]};"])
 
     def terms_lines(self, hoisted, stage: str) -> list:
-        """The body of ``passN_terms``: ``h[k] = value``, once per row."""
-        if not hoisted:
-            return ["(void)row; (void)prm; (void)h;"]
+        """The body of ``*_terms``: ``h[k] = value``, once per row."""
         body = _Body(self.row_values(stage), {}, self.assigns, self.low.shapes)
         return body.lines([value for _, value in hoisted],
                           lambda printed: [f"h[{k}] = {p};  // {symbol}" for k, ((symbol, _), p)
@@ -400,49 +460,51 @@ class _RowCase:
         ya = names[self.y] if self.y is not None else "unused_y"
         wa = names[self.w] if self.w is not None else "unused_w"
         kind = "backward (vector-Jacobian product)" if self.low.name.endswith("_backward") else "forward"
-        kinds = [k for k, _ in self.kinds]
-        kinds_cpp = " : ".join(f"j == {j} ? {k}" for j, k in enumerate(kinds)) + " : 0" if kinds else "0"
-        sums_doc = "; ".join(f"{s.symbol} = sum_a {term}" + ("" if k == SUM_PLAIN else
-                                                           " (follows m as exp(-m))" if k == SUM_EXP else
-                                                           " (linear in m)")
-                             for s, term, k in zip(self.sums, self.terms, kinds)) or "(none)"
-        defaults = {"kIndexTarget": False, "kSecondRow": False, "kHasMax": False, "kScatter": False, "kSums": 0,
-                    "kLseSum": -1, "kHoisted1": 0, "kHoisted2": 0}  # RowCase's, in rows.cuh
+        sums_doc = "; ".join(f"{s.symbol} = sum_a {term}" for s, term in zip(self.sums, self.terms)) or "(none)"
+        defaults = {"kIndexTarget": False, "kSecondRow": False, "kHasMax": False, "kScatter": False, "kCache": False,
+                    "kSums": 0, "kLseSum": -1, "kHoisted0": 0, "kHoisted1": 0, "kHoisted2": 0,
+                    "kReadsScore": "0", "kReadsSums": "0", "kReadsDense": "0"}  # RowCase's, in rows.cuh
         values = {"kIndexTarget": self.index_target, "kSecondRow": self.y is not None, "kHasMax": self.m is not None,
-                  "kScatter": scatter_expr is not None, "kSums": len(self.sums), "kLseSum": self.lse_sum(),
-                  "kHoisted1": len(self.hoisted1), "kHoisted2": len(self.hoisted2)}
+                  "kScatter": scatter_expr is not None, "kCache": self.cached is not None, "kSums": len(self.sums),
+                  "kLseSum": self.lse_sum(), "kHoisted0": len(self.hoisted0_c), "kHoisted1": len(self.hoisted1_c),
+                  "kHoisted2": len(self.hoisted2_c), "kReadsScore": self.reads["score"],
+                  "kReadsSums": self.reads["sums"], "kReadsDense": self.reads["dense"]}
         constants = {name: ("bool" if isinstance(value, bool) else "int", _bool(value) if isinstance(value, bool)
                             else str(value)) for name, value in values.items() if value != defaults[name]}
-        functions = {"dense": self.function_lines(self.dense_printed, "row", dense=True, hoisted=self.hoisted2,
-                                                  assigns=self.assigns2)}
-        if any(kinds):  # RowCase's sum_kind: every sum plain
-            functions["sum_kind"] = kinds_cpp
+        functions = {"dense": self.function_lines(self.dense_c, "row", dense=True, hoisted=self.hoisted2_c,
+                                                  assigns={}, arguments=[CACHED])}
         if self.gathers:
             functions["gather"] = self.gather_lines()
-        if self.hoisted1:
-            functions["pass1_terms"] = self.terms_lines(self.hoisted1, "score")
+        if self.hoisted0_c:
+            functions["score_terms"] = self.terms_lines(self.hoisted0_c, "score")
         if self.m is not None:
-            functions["score"] = self.function_lines(self.score_printed, "score", dense=True, hoisted=self.hoisted1,
-                                                     assigns=self.assigns1)
+            functions["score"] = self.function_lines(self.score_c, "score", dense=True, hoisted=self.hoisted0_c,
+                                                     assigns={})
+        if self.hoisted1_c:
+            functions["sums_terms"] = self.terms_lines(self.hoisted1_c, "sums")
         if self.sums:
             functions["sums"] = self.sums_lines()
         if self.row_output:
             functions["loss"] = self.function_lines(loss_expr, "row", dense=False)
-        if self.hoisted2:
-            functions["pass2_terms"] = self.terms_lines(self.hoisted2, "row")
+        if self.hoisted2_c:
+            functions["dense_terms"] = self.terms_lines(self.hoisted2_c, "dense_terms")
+        if self.element_c is not None:
+            functions["element"] = self.function_lines(self.element_c, "row", dense=True, hoisted=self.hoisted2_c,
+                                                       assigns={})
         if scatter_expr is not None:
             functions["scatter"] = self.function_lines(scatter_expr, "row", dense=False)
+        cache_doc = (f"\n//   computed once per element: e = {_comment(_inline(self.cached, {}))} (the sums pass keeps it)"
+                     if self.cached is not None else "")
         return template("rows_case.tmpl.cu").substitute(
             when=f"{self.index} ({kind}, {_when_text(self.low.function.when)}): {self.low.name}",
             max_doc=_comment(f"{self.m} = max_a {_inline(self.score, self.assigns)}") if self.m is not None else "(none)",
             sums_doc=_comment(sums_doc),
             loss_doc=(_comment(f"{self.row_output} = {_inline(loss_expr, self.assigns)}") if self.row_output
                       else "(none)"),
-            dense_doc=_comment(f"{self.dense_output}[a] = {_inline(dense_expr, self.assigns)}"),
+            dense_doc=_comment(f"{self.dense_output}[a] = {_inline(dense_expr, self.assigns)}") + cache_doc,
             scatter_doc=(f"\n//   at the target class: {self.dense_output}[c] += "
                          f"{_comment(_inline(scatter_expr, self.assigns))}" if scatter_expr is not None else ""),
             struct_name=f"Case{self.index}", members=_members(constants, functions, dict(x=xa, y=ya, w=wa)))
-
 
 
 #: the signatures of a Case struct's functions (symxent/cuda/rows.cuh: RowCase), by name; ``${x}`` / ``${y}`` /
@@ -450,16 +512,19 @@ class _RowCase:
 ROW_CASE_SIGNATURES = {
     "gather": "template <typename T>\n__device__ static __forceinline__ void gather(const T* x_row, const T* y_row, "
               "const T* classes, int64_t c,\n                                              float* g)",
-    "pass1_terms": "__device__ static __forceinline__ void pass1_terms(const Row& row, const Params& prm, float* h)",
+    "score_terms": "__device__ static __forceinline__ void score_terms(const Row& row, const Params& prm, float* h)",
     "score": "__device__ static __forceinline__ float score(float ${x}, float ${y}, float ${w}, const Row& row,\n"
              "                                             const float* h, const Params& prm)",
-    "sums": "__device__ static __forceinline__ void sums(float ${x}, float ${y}, float ${w}, float m_shift, "
-            "const Row& row,\n                                            const float* h, const Params& prm, "
-            "float* s, float* u)",
+    "sums_terms": "__device__ static __forceinline__ void sums_terms(const Row& row, const Params& prm, float* h)",
+    "sums": "__device__ static __forceinline__ void sums(float ${x}, float ${y}, float ${w}, const Row& row, "
+            "const float* h,\n                                            const Params& prm, float* s, float& e)",
     "loss": "__device__ static __forceinline__ float loss(const Row& row, const Params& prm)",
-    "pass2_terms": "__device__ static __forceinline__ void pass2_terms(const Row& row, const Params& prm, float* h)",
-    "dense": "__device__ static __forceinline__ float dense(float ${x}, float ${y}, float ${w}, const Row& row,\n"
-             "                                              const float* h, const Params& prm)",
+    "dense_terms": "__device__ static __forceinline__ void dense_terms(const Row& row, const Params& prm, float scale, "
+                   "float* h)",
+    "element": "__device__ static __forceinline__ float element(float ${x}, float ${y}, float ${w}, const Row& row,\n"
+               "                                                const float* h, const Params& prm)",
+    "dense": "__device__ static __forceinline__ float dense(float ${x}, float ${y}, float ${w}, float e, "
+             "const Row& row,\n                                              const float* h, const Params& prm)",
     "scatter": "__device__ static __forceinline__ float scatter(const Row& row, const Params& prm)",
 }
 
@@ -473,15 +538,10 @@ def _members(constants: dict, functions: dict, names: dict) -> str:
         if pairs:
             lines.append(f"  static constexpr {ctype} {', '.join(pairs)};")
     for name, body in ((n, functions[n]) for n in ROW_CASE_SIGNATURES if n in functions):
-        if name == "sum_kind":
-            continue
         signature = Template(ROW_CASE_SIGNATURES[name]).substitute(names)
         lines.append(_indent(signature.split("\n"), 1) + " {")
         lines.append(_indent(body, 2))
         lines.append("  }")
-    if "sum_kind" in functions:
-        lines.insert(len([line for line in lines if line.startswith("  static constexpr")]),
-                     f"  __device__ static constexpr int sum_kind(int j) {{ return {functions['sum_kind']}; }}")
     return "\n".join(lines)
 
 
@@ -519,6 +579,7 @@ class CudaTarget(Target):
 
     name = "cuda"
     optims = OPTIMS_CUDA
+    element_rules = ELEMENT_RULES_CUDA
     templates = {Kind.ROW: "rows.tmpl.cu", Kind.MAP: "rows.tmpl.cu", Kind.ELEMENTWISE: "elementwise.tmpl.cu"}
     kinds = frozenset(templates)  # the vocab-parallel shard kernels (row_sums, row_gradient) are CPU/torch ones
 
@@ -565,7 +626,7 @@ class CudaTarget(Target):
                 cases="\n".join(c.render() for c in cases),
                 case_list=", ".join(f"Case{c.index}" for c in cases), **slots)
         else:
-            cases = [_RowCase(loss, low, index, params) for index, low in enumerate(lowered)]
+            cases = [_CudaRowCase(loss, low, index, params) for index, low in enumerate(lowered)]
             text = template(self.templates[loss.kind]).substitute(
                 max_gathers=str(max([len(c.gathers) for c in cases] + [1])),
                 max_sums=str(max([len(c.sums) for c in cases] + [1])),

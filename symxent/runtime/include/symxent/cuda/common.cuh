@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#ifndef SYMXENT_CUDA_EMULATE  // on the host, emulate.h gives the types and intrinsics used here
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#endif
 
 namespace symxent_cuda {
 
@@ -20,24 +22,38 @@ namespace symxent_cuda {
 
 template <typename T> __device__ __forceinline__ float to_float(T v);
 template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
+#ifndef SYMXENT_CUDA_EMULATE
 template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
+#endif
 template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 template <typename T> __device__ __forceinline__ T from_float(float v);
 template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+#ifndef SYMXENT_CUDA_EMULATE
 template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+#endif
 template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// e^x as one multiply and one MUFU.EX2: ex2.approx.ftz of x * log2(e). The same approximation as __expf (about
-// 2 ulp, plus the rounding of x * log2(e)), without __expf's four instructions of denormal handling: a result
-// below 2^-126 is 0 (exp(-inf) = 0, exp(+inf) = inf, NaN stays NaN). The printed math calls it for every exp.
-__device__ __forceinline__ float sx_exp(float x) {
+// 2^x as one MUFU.EX2: ex2.approx.ftz (about 2 ulp; a result below 2^-126 is 0; 2^-inf = 0, 2^inf = inf, NaN
+// stays NaN). The row kernels' element math prints every exp(u) as sx_exp2(u * log2(e)) with log2(e) multiplied
+// into u's terms (the proved rewrite exp_as_exp2): exp(z - m) is one FFMA z * log2(e) + h, h = -m * log2(e)
+// computed once per row, and one MUFU.EX2.
+__device__ __forceinline__ float sx_exp2(float x) {
+#ifdef SYMXENT_CUDA_EMULATE
+  return std::exp2(x);
+#else
   float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f));
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
+#endif
 }
+
+// e^x as one multiply and one MUFU.EX2: sx_exp2(x * log2(e)). The same approximation as __expf, without __expf's
+// four instructions of denormal handling. The printed math calls it where an exp is not an element's (the
+// loss of a row, the elementwise kernels).
+__device__ __forceinline__ float sx_exp(float x) { return sx_exp2(x * 1.4426950408889634f); }
 
 // 16 bytes of a row move as one uint4 (one 128-bit load or store); Vec<T> converts them
 // to and from N floats (4 fp32 or 8 fp16 / bf16 values)
@@ -73,6 +89,7 @@ template <> struct Vec<__nv_bfloat16> {
   }
 };
 
+#ifndef SYMXENT_CUDA_EMULATE
 template <> struct Vec<__half> {
   static constexpr int N = 8;
   __device__ static __forceinline__ float lo(unsigned int u) { return __half2float(__ushort_as_half((unsigned short)(u & 0xffffu))); }
@@ -88,17 +105,22 @@ template <> struct Vec<__half> {
     return make_uint4(two(f[0], f[1]), two(f[2], f[3]), two(f[4], f[5]), two(f[6], f[7]));
   }
 };
+#endif
 
 // 16-byte loads as one instruction each (left to itself the compiler may split a uint4 whose
 // words feed separate conversions into four 4-byte loads)
 __device__ __forceinline__ uint4 load_pack(const uint4* global) { return __ldcg(global); }
 __device__ __forceinline__ uint4 load_shared_pack(const uint4* shared) {
+#ifdef SYMXENT_CUDA_EMULATE
+  return *shared;
+#else
   uint4 r;
   asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                : "r"((unsigned int)__cvta_generic_to_shared(shared))
                : "memory");
   return r;
+#endif
 }
 
 // the i-th 16-byte pack starting at an aligned element pointer
@@ -121,6 +143,7 @@ __device__ __forceinline__ void load_classes(const T* v, int64_t col, bool align
   }
 }
 
+#ifndef SYMXENT_CUDA_EMULATE
 static inline void sx_check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {
     throw std::runtime_error(std::string("symxent CUDA kernel: ") + what + ": " + cudaGetErrorString(err));
@@ -141,6 +164,8 @@ template <typename M> static typename M::Params module_params(const double* valu
   }
   return M::params(values);
 }
+
+#endif  // SYMXENT_CUDA_EMULATE
 
 }  // namespace symxent_cuda
 

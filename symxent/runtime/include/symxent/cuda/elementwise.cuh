@@ -7,7 +7,7 @@
 // arguments, at most 4), kParams, Params, Cases (std::tuple of the Case structs, selected by index) and
 // static Params params(const double* values). Each block
 // writes the fp32 sum of its losses to partial[block] (a fixed grid: the reduction is deterministic
-// on a given device). With SYMXENT_CUDA_HOST_CHECK defined only ElementwiseModule is declared (the
+// on a given device). With SYMXENT_CUDA_EMULATE defined only ElementwiseModule is declared (the
 // printed Case structs need nothing else from here) and the module macro expands to nothing.
 #ifndef SYMXENT_CUDA_ELEMENTWISE_CUH
 #define SYMXENT_CUDA_ELEMENTWISE_CUH
@@ -24,7 +24,7 @@ template <int K, typename ParamsT, typename... CaseTs> struct ElementwiseModule 
 };
 }  // namespace symxent_cuda
 
-#ifndef SYMXENT_CUDA_HOST_CHECK
+#ifndef SYMXENT_CUDA_EMULATE
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -149,6 +149,6 @@ template <typename M> static void run(int64_t case_index, int64_t dtype, const v
   }
 #else
 #define SYMXENT_CUDA_ELEMENTWISE_MODULE(NAME, M)
-#endif  // SYMXENT_CUDA_HOST_CHECK
+#endif  // SYMXENT_CUDA_EMULATE
 
 #endif  // SYMXENT_CUDA_ELEMENTWISE_CUH

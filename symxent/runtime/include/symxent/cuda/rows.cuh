@@ -11,46 +11,49 @@
 // params(const double* values).
 //
 // Design: each row is read from HBM once. A row is split across a thread-block cluster of S CTAs
-// (S = 1, 2, 4 or 8, the smallest that makes a CTA's share <= 64 KB). Each CTA copies its share
-// into shared memory with 16-byte cp.async and computes its partial statistics in one pass: the
-// running row maximum m and the class-axis sums of the printed expressions (the C target's: max-
-// shifted), each moved along when m grows (exp(-m) sums rescaled, sums linear in m shifted). The
-// cluster merges the partials through distributed shared memory (in rank order: deterministic),
-// and each CTA writes its share of the output from shared memory: one read and one write of the
-// logits, the minimum. A row too long for the cluster's shared memory is streamed twice instead
-// (the second read mostly hits L2). Loop-invariant pieces of the printed math are computed once
-// per row (passN_terms). Offsets are 64-bit; a scalar head and tail handle rows that do not start
-// or end on 16 bytes.
+// (S = 1, 2, 4, 8 or 16, the smallest that makes a CTA's share of shared memory <= 64 KB). Each CTA copies its
+// share of the row (and of the second row and the class vector, when the case reads them) into shared memory
+// with 16-byte cp.async, then runs three passes over it:
+//   1. the row maximum m of the case's score (merged over the cluster: a max is exact in any order);
+//   2. the class-axis sums at the shift m (no running maximum, nothing to rescale), each element's value that
+//      the output reuses (exp(z_a - m)) kept in shared memory in fp32: one exp per element;
+//   3. the output (gradient or map) from shared memory, the row's factors computed once (dense_terms), the
+//      target class patched after the loop by the thread that owns it.
+// The sums are merged over the warps, the CTA and the cluster (through distributed shared memory) by the same
+// butterfly in every CTA: deterministic, and the same bits everywhere. Cluster barriers are split: arrive.release
+// when a CTA's partial is written, wait.acquire before the others' are read, arrive.relaxed once they are, and the
+// last wait only before the CTA exits. A row too long for the cluster's shared memory is streamed three times
+// instead (the later reads mostly hit L2). Offsets are 64-bit; a scalar head and tail handle rows that do not
+// start or end on 16 bytes.
 //
-// Compiled with SYMXENT_CUDA_HOST_CHECK defined, only the per-row statistics are declared (RowStats,
-// Partial, rebase, merge, accumulate): the host-side test of the printed math includes the generated
-// files with the same definitions the kernels use.
+// emulate.h (the host) gives the GPU's part by host threads: compiled after it, the kernel runs as it is on the
+// host (tests/test_cuda_codegen.py), launched by emulate_rows below.
 #ifndef SYMXENT_CUDA_ROWS_CUH
 #define SYMXENT_CUDA_ROWS_CUH
 
 #include <cmath>
 #include <cstdint>
 #include <tuple>
-#ifndef SYMXENT_CUDA_HOST_CHECK
+#include <type_traits>
+#include <stdexcept>
+#include <string>
+#ifndef SYMXENT_CUDA_EMULATE
 #include <map>
 #include <mutex>
 #include <set>
 #include <utility>
-#include <stdexcept>
-#include <string>
-#include <type_traits>
-#include <cuda_pipeline.h>
-#include <cooperative_groups.h>
 #include "symxent/cuda/api.h"
 #include "symxent/cuda/common.cuh"
+#include "symxent/cuda/threads.cuh"
 #endif
 
 namespace symxent_cuda {
 
 constexpr int kThreads = 256;               // threads per CTA
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxCluster = 8;              // CTAs per row at most (the portable cluster size)
-constexpr int64_t kSliceBytes = 64 * 1024;  // aim for at most this much of a row per CTA
+constexpr int kMaxCluster = 16;             // CTAs per row at most (above 8: a non-portable cluster size)
+constexpr int kPortableCluster = 8;
+constexpr int64_t kSliceBytes = 64 * 1024;  // aim for at most this much shared memory per CTA
 
 // what every printed function may use about the row
 // (NG: the most gathers, NS: the most sums of any case of the module)
@@ -60,7 +63,7 @@ template <int NG, int NS> struct RowStats {
   float lse;    // m + log(sum of exp(score - m)), when the case has that sum
   float n;      // number of classes
   float g[NG];  // values gathered at the target class
-  float s[NS];  // class-axis sums (after the reduction, at the shift m)
+  float s[NS];  // class-axis sums (at the shift m)
 };
 
 // What a module M gives the skeleton besides kName, kParams and params(values): derive from this.
@@ -71,147 +74,172 @@ template <typename RowT, typename ParamsT, typename... CaseTs> struct RowsModule
   static constexpr int kMaxGathers = Row::kMaxGathers, kMaxSums = Row::kMaxSums;
 };
 
+// the inputs a pass reads (Case::kReads*): bits of the row x, the second row y, the class vector w
+constexpr int kReadX = 1, kReadY = 2, kReadW = 4;
+
 // --- a case: the printed math of one generated function -------------------------------------------
 // A generated Case struct derives from RowCase<Row, Params> and defines what its math needs:
 //   kIndexTarget   each row has a target class c          kSecondRow  a second (R, C) input y
 //   kHasMax        a row maximum m (the shift of the exponentials)
 //   kSums          the number of class-axis sums          kLseSum     the sum of exp(score - m): lse = m + log(s) (-1: none)
 //   kScatter       a value is added at the target class
-//   kHoisted1/2    loop-invariant values of pass 1 / pass 2, computed once per row (pass1_terms, pass2_terms)
-//   sum_kind(j)    how sum j follows the running maximum m: 0 not at all, 1 as exp(-m) (rescaled by
-//                  exp(m_old - m_new)), 2 linearly (shifted by (m_old - m_new) * u, u the sum of -d term / dm)
+//   kCache         the output reuses a value of the sums pass per element (e: exp(z_a - m)), kept in shared memory
+//   kReadsScore / kReadsSums / kReadsDense   the inputs each pass reads (kReadX | kReadY | kReadW)
+//   kHoisted0/1/2  loop-invariant values of the score / sums / output pass, computed once per row (*_terms)
 //   gather         the values at the target class c (row.g)
 //   score          the element whose maximum over the row is m
-//   sums           one element's term of each class-axis sum at the shift m (s), and -d term / dm of the linear ones (u)
-//   loss           the row's loss from its statistics      dense    one output element (gradient or map)
-//   scatter        what the output gains at the target class
+//   sums           one element's term of each class-axis sum at the shift row.m (s), and its value e
+//   loss           the row's loss from its statistics
+//   element        e again, from the output pass's terms (a row streamed from global memory has no cache)
+//   dense          one output element (gradient or map), multiplied by the call's scale (dense_terms has it)
+//   scatter        what the output gains at the target class (before the scale)
 // The defaults below are what a case without that piece computes (nothing), so a Case prints only its math.
 template <typename Row, typename Params> struct RowCase {
-  static constexpr bool kIndexTarget = false, kSecondRow = false, kHasMax = false, kScatter = false;
-  static constexpr int kSums = 0, kLseSum = -1, kHoisted1 = 0, kHoisted2 = 0;
-  __device__ static constexpr int sum_kind(int) { return 0; }
+  static constexpr bool kIndexTarget = false, kSecondRow = false, kHasMax = false, kScatter = false, kCache = false;
+  static constexpr int kSums = 0, kLseSum = -1, kHoisted0 = 0, kHoisted1 = 0, kHoisted2 = 0;
+  static constexpr int kReadsScore = 0, kReadsSums = 0, kReadsDense = 0;
   template <typename T>
   __device__ static __forceinline__ void gather(const T*, const T*, const T*, int64_t, float*) {}
-  __device__ static __forceinline__ void pass1_terms(const Row&, const Params&, float*) {}
+  __device__ static __forceinline__ void score_terms(const Row&, const Params&, float*) {}
   __device__ static __forceinline__ float score(float, float, float, const Row&, const float*, const Params&) {
     return 0.0f;
   }
-  __device__ static __forceinline__ void sums(float, float, float, float, const Row&, const float*, const Params&,
-                                              float*, float*) {}
+  __device__ static __forceinline__ void sums_terms(const Row&, const Params&, float*) {}
+  __device__ static __forceinline__ void sums(float, float, float, const Row&, const float*, const Params&, float*,
+                                              float& e) {
+    e = 0.0f;
+  }
   __device__ static __forceinline__ float loss(const Row&, const Params&) { return 0.0f; }
-  __device__ static __forceinline__ void pass2_terms(const Row&, const Params&, float*) {}
+  __device__ static __forceinline__ void dense_terms(const Row&, const Params&, float, float*) {}
+  __device__ static __forceinline__ float element(float, float, float, const Row&, const float*, const Params&) {
+    return 0.0f;
+  }
+  __device__ static __forceinline__ float dense(float, float, float, float, const Row&, const float*, const Params&) {
+    return 0.0f;
+  }
   __device__ static __forceinline__ float scatter(const Row&, const Params&) { return 0.0f; }
 };
 
-// --- reductions ---------------------------------------------------------------------------------
-// A thread's, CTA's or cluster's partial statistics: the running maximum m of the scores, each sum
-// evaluated at the shift m (kind 1 and 2 sums depend on it), and u: the sums of -d term / dm of the
-// linear (kind 2) sums, which say how those move when m does.
-template <int NS> struct Partial {
-  float m;
-  float s[NS];
-  float u[NS];
-};
-
-template <int NS> __device__ __forceinline__ Partial<NS> empty_partial() {
-  Partial<NS> p;
-  p.m = -INFINITY;
-#pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    p.s[j] = 0.0f;
-    p.u[j] = 0.0f;
-  }
-  return p;
-}
-
-// the shift the sums are evaluated at: the running maximum, or 0 while every score so far is -inf
+// the shift the sums are evaluated at: the row maximum, or 0 when every score is -inf
 __device__ __forceinline__ float shift_of(float m) { return m == -INFINITY ? 0.0f : m; }
-
-// move a partial's sums from its maximum to a maximum top >= it (exact: no rounding when top == p.m)
-template <typename Case, int NS> __device__ __forceinline__ void rebase(Partial<NS>& p, float top) {
-#pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    if (j < Case::kSums && Case::sum_kind(j) == 1) p.s[j] = (p.m == -INFINITY) ? 0.0f : p.s[j] * sx_exp(p.m - top);
-    if (j < Case::kSums && Case::sum_kind(j) == 2) p.s[j] += (shift_of(p.m) - shift_of(top)) * p.u[j];
-  }
-  p.m = top;
-}
-
-// merge b into a: both brought to the larger maximum, then added
-template <typename Case, int NS> __device__ __forceinline__ void merge(Partial<NS>& a, Partial<NS> b) {
-  if constexpr (Case::kHasMax) {
-    const float top = fmaxf(a.m, b.m);
-    rebase<Case>(a, top);
-    rebase<Case>(b, top);
-  }
-#pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    a.s[j] += b.s[j];
-    a.u[j] += b.u[j];
-  }
-}
-
-// add N values of the row to a thread's partial statistics (online: the running maximum first)
-template <typename Case, int N, int NS, typename Row, typename Params>
-__device__ __forceinline__ void accumulate(Partial<NS>& p, const float (&x)[N], const float (&y)[N],
-                                           const float (&w)[N], const Row& row, const float* h,
-                                           const Params& prm) {
-  if constexpr (Case::kHasMax) {
-    float top = p.m;
-#pragma unroll
-    for (int i = 0; i < N; ++i) top = fmaxf(top, Case::score(x[i], y[i], w[i], row, h, prm));
-    if (top > p.m) rebase<Case>(p, top);
-  }
-  if constexpr (Case::kSums > 0) {
-    const float m = shift_of(p.m);
-#pragma unroll
-    for (int i = 0; i < N; ++i) Case::sums(x[i], y[i], w[i], m, row, h, prm, p.s, p.u);
-  }
-}
-
-#ifndef SYMXENT_CUDA_HOST_CHECK
-namespace cg = cooperative_groups;
-
-template <typename Case, int NS> __device__ __forceinline__ void warp_merge(Partial<NS>& p) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    Partial<NS> o;
-    o.m = __shfl_xor_sync(0xffffffffu, p.m, offset);
-#pragma unroll
-    for (int j = 0; j < NS; ++j) {
-      o.s[j] = __shfl_xor_sync(0xffffffffu, p.s[j], offset);
-      o.u[j] = __shfl_xor_sync(0xffffffffu, p.u[j], offset);
-    }
-    merge<Case>(p, o);
-  }
-}
 
 // column of the k-th scalar (unaligned) element of a row: the head [0, head), then the tail
 __device__ __forceinline__ int64_t scalar_column(int k, int64_t head, int64_t tail, int64_t cols) {
   return k < head ? (int64_t)k : cols - tail + (k - head);
 }
 
+// what the CTAs of a cluster share (static shared memory; cta_max and cta_sums are read by the other CTAs)
+template <typename Row, int NS> struct RowsShared {
+  float warp_max[kWarps];
+  float warp_sums[kWarps][NS];
+  float cta_max;
+  float cta_sums[NS];
+  Row row;
+};
+
+// The dynamic shared memory of a CTA: its share of `per` packs of the row x, of the second row y and of the
+// class vector w (each in T, in that order, the ones a case reads), then each element's cached value e (fp32).
+template <typename T, typename Case> struct ShareLayout {
+  static constexpr int VEC = Vec<T>::N;
+  static constexpr int kAll = Case::kReadsScore | Case::kReadsSums | Case::kReadsDense;
+  static constexpr bool kY = Case::kSecondRow && (kAll & kReadY), kW = (kAll & kReadW) != 0;
+  // bytes for `per` packs; `with_e`: the output pass reuses the sums pass's values
+  __host__ __device__ static int64_t bytes(int64_t per, bool with_e) {
+    return per * 16 * (1 + (kY ? 1 : 0) + (kW ? 1 : 0)) + (with_e ? per * VEC * 4 : 0);
+  }
+  uint4* x;
+  uint4* y;
+  uint4* w;
+  float4* e;
+  __device__ ShareLayout(unsigned char* base, int64_t per) {
+    x = reinterpret_cast<uint4*>(base);
+    y = kY ? x + per : nullptr;
+    w = kW ? x + per * (kY ? 2 : 1) : nullptr;
+    e = reinterpret_cast<float4*>(x + per * (1 + (kY ? 1 : 0) + (kW ? 1 : 0)));
+  }
+};
+
+// a CTA's packs of the row's inputs, in shared memory (its share) and in global memory
+template <typename T, typename Case> struct RowInputs {
+  static constexpr int VEC = Vec<T>::N;
+  ShareLayout<T, Case> share;
+  const uint4* xv;    // the CTA's first pack of x in global memory
+  const uint4* yv;    // and of y
+  const T* weight;    // the class vector (nullptr: all ones)
+  int64_t first_col;  // the column of the CTA's first pack
+  bool w_aligned;     // the class vector's packs line up with the row's
+  // pack v's inputs (those in READS: kReadX | kReadY | kReadW) from shared memory (kCached) or global memory
+  template <bool kCached, int READS>
+  __device__ __forceinline__ void load(int v, float (&xf)[VEC], float (&yf)[VEC], float (&wf)[VEC]) const {
+    if constexpr ((READS & kReadX) != 0) {
+      if constexpr (kCached) Vec<T>::unpack(load_shared_pack(share.x + v), xf);
+      else Vec<T>::unpack(load_pack(xv + v), xf);
+    }
+    if constexpr (Case::kSecondRow && (READS & kReadY) != 0) {
+      if constexpr (kCached) Vec<T>::unpack(load_shared_pack(share.y + v), yf);
+      else Vec<T>::unpack(load_pack(yv + v), yf);
+    }
+    if constexpr ((READS & kReadW) != 0) {
+      if constexpr (kCached) Vec<T>::unpack(load_shared_pack(share.w + v), wf);
+      else load_classes(weight, first_col + (int64_t)v * VEC, w_aligned, wf);
+    }
+  }
+};
+
+// the packs a pass handles at a time (their loads in flight together): four of one input from shared memory, else
+// two (a class vector streamed from global memory may take a scalar load per element; more would not fit in 64
+// registers)
+constexpr int packs_at_a_time(bool cached, int reads) { return cached && (reads & (reads - 1)) == 0 ? 4 : 2; }
+
+// f(v) for this thread's packs v = tid, tid + kThreads, ... < mine, K at a time, then one at a time
+template <int K, typename F> __device__ __forceinline__ void each_pack(int tid, int mine, F&& f) {
+  int v = tid;
+#pragma unroll 1
+  for (; v + (K - 1) * kThreads < mine; v += K * kThreads) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) f(v + k * kThreads);
+  }
+#pragma unroll 1
+  for (; v < mine; v += kThreads) f(v);
+}
+
+// the maximum of v over the warp (every lane gets it)
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, sx_shfl_xor(v, offset));
+  return v;
+}
+
+// the sums over the warp, by a butterfly: every lane gets the same bits
+template <int NS> __device__ __forceinline__ void warp_sums(float (&s)[NS]) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+#pragma unroll
+    for (int j = 0; j < NS; ++j) s[j] += sx_shfl_xor(s[j], offset);
+  }
+}
+
 // --- the kernel: one row per cluster ------------------------------------------------------------
+// x and out may be the same buffer (in-place gradient): no __restrict__ on either. `row0`: the first row of this
+// launch (for the error report only: the pointers are this launch's). `cache_row`: the share fits in shared memory.
 template <typename M, typename T, typename Case>
 __global__ void __launch_bounds__(kThreads)
 rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* out, float* loss_out,
-            float* lse_out, const float* denom, float factor, unsigned long long* status, int64_t rows,
+            float* lse_out, const float* denom, float factor, unsigned long long* status, int64_t row0, int64_t rows,
             int64_t cols, int64_t ignore_index, bool cache_row, bool lse_of_ignored, typename M::Params prm) {
-  // x and out may be the same buffer (in-place gradient): no __restrict__ on either.
   using Row = typename M::Row;
+  using Layout = ShareLayout<T, Case>;
   constexpr int VEC = Vec<T>::N;  // values per 16-byte pack
   constexpr int NS = Case::kSums > 0 ? Case::kSums : 1;
-  constexpr bool kFirstPass = Case::kHasMax || Case::kSums > 0;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  __shared__ Partial<NS> warp_part[kWarps];
-  __shared__ Partial<NS> cta_part;  // read by every CTA of the cluster
-  __shared__ Row row_shared;
+  constexpr bool kStats = Case::kHasMax || Case::kSums > 0;  // passes before the output
+  using Shared = RowsShared<Row, NS>;
+  SX_DYNAMIC_SMEM(smem_raw);
+  SX_SHARED(Shared, sh);
 
-  cg::cluster_group cluster = cg::this_cluster();
-  const int S = (int)cluster.num_blocks();
-  const int rank = (int)cluster.block_rank();
-  const int64_t r = (int64_t)(blockIdx.x / (unsigned)S);
-  const int tid = (int)threadIdx.x;
+  const int S = sx_cluster_size();
+  const int rank = sx_cluster_rank();
+  const int tid = sx_thread();
+  const int64_t r = sx_block() / S;
   if (r >= rows) return;  // never: the grid has rows * S CTAs (uniform over the cluster anyway)
 
   // the row: a scalar head up to the first 16-byte boundary, nvec packs, a scalar tail
@@ -241,7 +269,7 @@ rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* o
     if (t == ignore_index) {
       skip = true;
     } else if (t < 0 || t >= cols) {
-      if (rank == 0 && tid == 0) atomicMin(status, (unsigned long long)r);
+      if (rank == 0 && tid == 0) sx_report_row(status, (unsigned long long)(row0 + r));
       skip = true;
     } else {
       c = t;
@@ -261,14 +289,29 @@ rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* o
     return;
   }
 
-  // start copying this CTA's share of the row into shared memory
-  uint4* cache = reinterpret_cast<uint4*>(smem_raw);
-  if (cache_row && kFirstPass) {
-    for (int v = tid; v < mine; v += kThreads) __pipeline_memcpy_async(&cache[v], &xv[v], sizeof(uint4));
-    __pipeline_commit();
+  // start copying this CTA's share of the row (and of y and w) into shared memory
+  const bool cached = cache_row && kStats;
+  const bool keep = cached && Case::kCache && outr != nullptr && !skip;  // the sums pass stores e
+  const Layout share(smem_raw, per);
+  if (cached) {
+    for (int v = tid; v < mine; v += kThreads) sx_copy_async(&share.x[v], &xv[v]);
+    if constexpr (Layout::kY) for (int v = tid; v < mine; v += kThreads) sx_copy_async(&share.y[v], &yv[v]);
+    if constexpr (Layout::kW) {
+      if (weight != nullptr && w_aligned) {
+        for (int v = tid; v < mine; v += kThreads) sx_copy_async(&share.w[v], packs(weight) + v0 + v);
+      } else {  // absent (all ones) or not on the row's 16-byte grid: element by element
+        for (int v = tid; v < mine; v += kThreads) {
+          float f[VEC];
+#pragma unroll
+          for (int i = 0; i < VEC; ++i) f[i] = weight != nullptr ? to_float<T>(weight[head + (v0 + v) * VEC + i]) : 1.0f;
+          share.w[v] = Vec<T>::pack(f);
+        }
+      }
+    }
+    sx_copy_commit();
   }
-  // meanwhile: values at the target class (read before the cluster barrier, so before any CTA of
-  // the cluster overwrites the row in place)
+  // meanwhile: values at the target class (read before any CTA of the cluster can write the row in place: every
+  // output store comes after the cluster's sums barrier)
   if (tid == 0) {
     Row init;
     init.m = 0.0f;
@@ -279,98 +322,200 @@ rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* o
 #pragma unroll
     for (int j = 0; j < M::kMaxSums; ++j) init.s[j] = 0.0f;
     if (c >= 0) Case::gather(xr, yr, weight, c, init.g);
-    row_shared = init;
+    sh.row = init;
   }
-  if (cache_row && kFirstPass) __pipeline_wait_prior(0);
-  __syncthreads();
-  Row row = row_shared;
+  if (cached) sx_copy_wait();
+  sx_sync();
+  Row row = sh.row;
+  if (!kStats && S > 1) {  // no barrier below: every CTA gathers before any writes the row (in place)
+    sx_cluster_arrive_release();
+    sx_cluster_wait();
+  }
 
-  // pass 1: partial statistics of this CTA's share
-  Partial<NS> part = empty_partial<NS>();
-  if constexpr (kFirstPass) {
+  const RowInputs<T, Case> in{share, xv, yv, weight, head + v0 * VEC, w_aligned};
+  // the scalar's inputs (every pass reads them from global memory: only rank 0's threads tid < scalars have one)
+  const int64_t scol = tid < scalars ? scalar_column(tid, head, tail, cols) : 0;
+  auto scalar_inputs = [&](float& xs, float& ys, float& ws) {
+    xs = to_float<T>(xr[scol]);
+    ys = Case::kSecondRow ? to_float<T>(yr[scol]) : 0.0f;
+    ws = weight != nullptr ? to_float<T>(weight[scol]) : 1.0f;
+  };
+
+  // pass 1: the row maximum of the scores
+  if constexpr (Case::kHasMax) {
+    float h0[Case::kHoisted0 > 0 ? Case::kHoisted0 : 1];
+    Case::score_terms(row, prm, h0);
+    float top = -INFINITY;
+    auto pass = [&](auto cached_tag) {
+      each_pack<packs_at_a_time(decltype(cached_tag)::value, Case::kReadsScore)>(tid, mine, [&](int v) {
+        float xf[VEC] = {}, yf[VEC] = {}, wf[VEC] = {};
+        in.template load<decltype(cached_tag)::value, Case::kReadsScore>(v, xf, yf, wf);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) top = fmaxf(top, Case::score(xf[i], yf[i], wf[i], row, h0, prm));
+      });
+    };
+    if (cached) pass(std::true_type{});
+    else pass(std::false_type{});
+    if (tid < scalars) {
+      float xs, ys, ws;
+      scalar_inputs(xs, ys, ws);
+      top = fmaxf(top, Case::score(xs, ys, ws, row, h0, prm));
+    }
+    top = warp_max(top);
+    if ((tid & 31) == 0) sh.warp_max[tid >> 5] = top;
+    sx_sync();
+    top = sh.warp_max[0];
+#pragma unroll
+    for (int k = 1; k < kWarps; ++k) top = fmaxf(top, sh.warp_max[k]);
+    if (S > 1) {  // uniform over the cluster
+      if (tid == 0) sh.cta_max = top;
+      sx_cluster_arrive_release();
+      sx_cluster_wait();
+      for (int q = 0; q < S; ++q) top = fmaxf(top, sx_remote(&sh, q)->cta_max);
+    }
+    row.m = shift_of(top);
+  }
+
+  // pass 2: the class-axis sums at the shift row.m (and each element's value e for the output pass)
+  float e_scalar = 0.0f;
+  if constexpr (Case::kSums > 0) {
     float h1[Case::kHoisted1 > 0 ? Case::kHoisted1 : 1];
-    Case::pass1_terms(row, prm, h1);
-#pragma unroll 4
-    for (int v = tid; v < mine; v += kThreads) {
-      const int64_t col = head + (v0 + v) * VEC;
-      float xf[VEC], yf[VEC] = {}, wf[VEC];
-      Vec<T>::unpack(cache_row ? load_shared_pack(cache + v) : load_pack(xv + v), xf);
-      if constexpr (Case::kSecondRow) Vec<T>::unpack(load_pack(yv + v), yf);
-      load_classes(weight, col, w_aligned, wf);
-      accumulate<Case>(part, xf, yf, wf, row, h1, prm);
-    }
+    Case::sums_terms(row, prm, h1);
+    float s[NS];
+#pragma unroll
+    for (int j = 0; j < NS; ++j) s[j] = 0.0f;
+    auto pass = [&](auto cached_tag, auto keep_tag) {
+      each_pack<packs_at_a_time(decltype(cached_tag)::value, Case::kReadsSums)>(tid, mine, [&](int v) {
+        float xf[VEC] = {}, yf[VEC] = {}, wf[VEC] = {}, e[VEC];
+        in.template load<decltype(cached_tag)::value, Case::kReadsSums>(v, xf, yf, wf);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) Case::sums(xf[i], yf[i], wf[i], row, h1, prm, s, e[i]);
+        if constexpr (decltype(keep_tag)::value) {
+#pragma unroll
+          for (int k = 0; k < VEC / 4; ++k) share.e[v * (VEC / 4) + k] = make_float4(e[4 * k], e[4 * k + 1], e[4 * k + 2], e[4 * k + 3]);
+        }
+      });
+    };
+    if (keep) pass(std::true_type{}, std::true_type{});
+    else if (cached) pass(std::true_type{}, std::false_type{});
+    else pass(std::false_type{}, std::false_type{});
     if (tid < scalars) {
-      const int64_t col = scalar_column(tid, head, tail, cols);
-      float xf[1] = {to_float<T>(xr[col])};
-      float yf[1] = {Case::kSecondRow ? to_float<T>(yr[col]) : 0.0f};
-      float wf[1] = {weight != nullptr ? to_float<T>(weight[col]) : 1.0f};
-      accumulate<Case>(part, xf, yf, wf, row, h1, prm);
+      float xs, ys, ws;
+      scalar_inputs(xs, ys, ws);
+      Case::sums(xs, ys, ws, row, h1, prm, s, e_scalar);
     }
-  }
-  warp_merge<Case>(part);
-  if ((tid & 31) == 0) warp_part[tid >> 5] = part;
-  __syncthreads();
-  if (tid < 32) {
-    Partial<NS> p = tid < kWarps ? warp_part[tid] : empty_partial<NS>();
-    warp_merge<Case>(p);
-    if (tid == 0) cta_part = p;
-  }
-  cluster.sync();  // every CTA's partial is written (and every CTA has read its target values)
-
-  // the row's statistics: the partials of the cluster merged in rank order (the same in every CTA)
-  if (tid == 0) {
-    Partial<NS> total = *cluster.map_shared_rank(&cta_part, 0);
-    for (int q = 1; q < S; ++q) merge<Case>(total, *cluster.map_shared_rank(&cta_part, q));
-    Row done = row_shared;
-    done.m = shift_of(total.m);
+    // the sums of the CTA, then of the cluster: butterflies, the same in every CTA
+    warp_sums(s);
+    if ((tid & 31) == 0) {
 #pragma unroll
-    for (int j = 0; j < M::kMaxSums; ++j) done.s[j] = j < Case::kSums ? total.s[j] : 0.0f;
-    done.lse = Case::kLseSum >= 0 ? done.m + logf(done.s[Case::kLseSum >= 0 ? Case::kLseSum : 0]) : 0.0f;
-    row_shared = done;
-    if (rank == 0) {
-      if (lse_out != nullptr) lse_out[r] = done.lse;
-      if (loss_out != nullptr) loss_out[r] = skip ? 0.0f : Case::loss(done, prm);
+      for (int j = 0; j < NS; ++j) sh.warp_sums[tid >> 5][j] = s[j];
     }
-  }
-  __syncthreads();
-  row = row_shared;
-
-  // pass 2: the dense output (gradient or map) of this CTA's share, from shared memory
-  if (outr != nullptr) {
-    const float scale = denom != nullptr ? factor / *denom : factor;
-    const float at_target = skip ? 0.0f : Case::scatter(row, prm);  // added at column c
-    float h2[Case::kHoisted2 > 0 ? Case::kHoisted2 : 1];
-    Case::pass2_terms(row, prm, h2);
-    uint4* ov = packs(outr + head) + v0;
-#pragma unroll 4
-    for (int v = tid; v < mine; v += kThreads) {
-      const int64_t col = head + (v0 + v) * VEC;
-      float xf[VEC], yf[VEC] = {}, wf[VEC];
-      Vec<T>::unpack((cache_row && kFirstPass) ? load_shared_pack(cache + v) : load_pack(xv + v), xf);
-      if constexpr (Case::kSecondRow) Vec<T>::unpack(load_pack(yv + v), yf);
-      load_classes(weight, col, w_aligned, wf);
-      float o[VEC];
+    sx_sync();
+    if (tid < 32) {
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) {
-        float value = Case::dense(xf[i], yf[i], wf[i], row, h2, prm);  // fp32, rounded once below
-        if (Case::kScatter && col + i == c) value += at_target;
-        o[i] = skip ? 0.0f : scale * value;
+      for (int j = 0; j < NS; ++j) s[j] = tid < kWarps ? sh.warp_sums[tid][j] : 0.0f;
+      warp_sums(s);
+      if (S > 1 && tid == 0) {
+#pragma unroll
+        for (int j = 0; j < NS; ++j) sh.cta_sums[j] = s[j];
       }
-      ov[v] = Vec<T>::pack(o);
     }
-    if (tid < scalars) {
-      const int64_t col = scalar_column(tid, head, tail, cols);
-      const float xs = to_float<T>(xr[col]);
-      const float ys = Case::kSecondRow ? to_float<T>(yr[col]) : 0.0f;
-      const float ws = weight != nullptr ? to_float<T>(weight[col]) : 1.0f;
-      float value = Case::dense(xs, ys, ws, row, h2, prm);
-      if (Case::kScatter && col == c) value += at_target;
-      outr[col] = from_float<T>(skip ? 0.0f : scale * value);
+    if (S > 1) {  // uniform over the cluster
+      sx_cluster_arrive_release();
+      sx_cluster_wait();
+      if (tid < 32) {
+        const Shared* other = sx_remote(&sh, tid < S ? tid : 0);
+#pragma unroll
+        for (int j = 0; j < NS; ++j) s[j] = tid < S ? other->cta_sums[j] : 0.0f;
+        warp_sums(s);
+      }
+    }
+    if (tid == 0) {
+#pragma unroll
+      for (int j = 0; j < M::kMaxSums; ++j) row.s[j] = j < Case::kSums ? s[j] : 0.0f;
+      sh.row = row;
+    }
+    sx_sync();
+    row = sh.row;
+  }
+  if constexpr (Case::kLseSum >= 0) row.lse = row.m + logf(row.s[Case::kLseSum >= 0 ? Case::kLseSum : 0]);
+  if (rank == 0 && tid == 0) {
+    if (lse_out != nullptr) lse_out[r] = row.lse;
+    if (loss_out != nullptr) loss_out[r] = skip ? 0.0f : Case::loss(row, prm);
+  }
+  const bool exchanged = S > 1 && kStats;
+  if (exchanged) sx_cluster_arrive_relaxed();  // done reading the other CTAs' shared memory
+
+  // pass 3: the output (gradient or map) of this CTA's share
+  if (outr != nullptr) {
+    uint4* ov = packs(outr + head) + v0;
+    if (skip) {  // an ignored row whose lse is asked for: zero output
+      const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+      for (int v = tid; v < mine; v += kThreads) ov[v] = zero;
+      if (tid < scalars) outr[scol] = from_float<T>(0.0f);
+    } else {
+      const float scale = denom != nullptr ? factor / *denom : factor;
+      const float at_target = Case::kScatter ? scale * Case::scatter(row, prm) : 0.0f;  // added at column c
+      float h2[Case::kHoisted2 > 0 ? Case::kHoisted2 : 1];
+      Case::dense_terms(row, prm, scale, h2);
+      // the pack that holds the target column, if this CTA has it (-1: none), and its lane
+      int patch_pack = -1, patch_lane = 0;
+      if (Case::kScatter && c >= head && c < head + nvec * VEC) {
+        const int64_t p = (c - head) / VEC - v0;
+        if (p >= 0 && p < mine) {
+          patch_pack = (int)p;
+          patch_lane = (int)((c - head) % VEC);
+        }
+      }
+      auto dense_pack = [&](auto cached_tag, auto keep_tag, int v, bool patch) {
+        constexpr bool kCached = decltype(cached_tag)::value;
+        float xf[VEC] = {}, yf[VEC] = {}, wf[VEC] = {}, e[VEC] = {}, o[VEC];
+        if constexpr (decltype(keep_tag)::value) {
+#pragma unroll
+          for (int k = 0; k < VEC / 4; ++k) {
+            const float4 q = share.e[v * (VEC / 4) + k];
+            e[4 * k] = q.x; e[4 * k + 1] = q.y; e[4 * k + 2] = q.z; e[4 * k + 3] = q.w;
+          }
+          in.template load<kCached, Case::kReadsDense>(v, xf, yf, wf);
+        } else {  // e again from the inputs
+          constexpr int kReads = Case::kCache ? (Case::kReadsDense | Case::kReadsSums) : Case::kReadsDense;
+          in.template load<kCached, kReads>(v, xf, yf, wf);
+          if constexpr (Case::kCache) {
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) e[i] = Case::element(xf[i], yf[i], wf[i], row, h2, prm);
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) o[i] = Case::dense(xf[i], yf[i], wf[i], e[i], row, h2, prm);
+        if (patch) {
+#pragma unroll
+          for (int i = 0; i < VEC; ++i) o[i] += i == patch_lane ? at_target : 0.0f;
+        }
+        ov[v] = Vec<T>::pack(o);
+      };
+      if (keep) {
+        each_pack<packs_at_a_time(true, Case::kReadsDense)>(tid, mine, [&](int v) { dense_pack(std::true_type{}, std::true_type{}, v, false); });
+        if (patch_pack >= 0 && patch_pack % kThreads == tid) dense_pack(std::true_type{}, std::true_type{}, patch_pack, true);
+      } else if (cached) {
+        each_pack<packs_at_a_time(true, Case::kReadsDense | Case::kReadsSums)>(tid, mine, [&](int v) { dense_pack(std::true_type{}, std::false_type{}, v, false); });
+        if (patch_pack >= 0 && patch_pack % kThreads == tid) dense_pack(std::true_type{}, std::false_type{}, patch_pack, true);
+      } else {  // streamed: the row may be overwritten in place, so the target's pack is patched as it is written
+        each_pack<packs_at_a_time(false, 0)>(tid, mine, [&](int v) { dense_pack(std::false_type{}, std::false_type{}, v, v == patch_pack); });
+      }
+      if (tid < scalars) {
+        float xs, ys, ws;
+        scalar_inputs(xs, ys, ws);
+        const float es = Case::kSums > 0 ? e_scalar : Case::element(xs, ys, ws, row, h2, prm);
+        float value = Case::dense(xs, ys, ws, es, row, h2, prm);
+        if (Case::kScatter && scol == c) value += at_target;
+        outr[scol] = from_float<T>(value);
+      }
     }
   }
-  cluster.sync();  // keep cta_part alive until every CTA of the cluster has read it
+  if (exchanged) sx_cluster_wait();  // no CTA exits while another may still read its shared memory
 }
 
+#ifndef SYMXENT_CUDA_EMULATE
 // --- before the rows: total weight of the non-ignored targets, range check ----------------------
 template <typename T>
 __global__ void __launch_bounds__(1024)
@@ -473,10 +618,10 @@ static int active_clusters(Kernel kernel, const cudaLaunchConfig_t& cfg) {
   return clusters;
 }
 
-// allow this kernel the largest dynamic shared memory it may ask for, once per (kernel, device): a launch never
-// meets a smaller limit that another host thread set for its own configuration in the meantime
+// once per (kernel, device): allow the largest dynamic shared memory it may ask for (a launch never meets a smaller
+// limit that another host thread set for its own configuration in the meantime) and clusters above 8 CTAs
 template <typename Kernel>
-static void allow_dynamic_smem(Kernel kernel, size_t largest) {
+static void configure_kernel(Kernel kernel, size_t largest) {
   int device = 0;
   sx_check(cudaGetDevice(&device), "cudaGetDevice");
   static std::set<std::pair<const void*, int>> done;
@@ -484,25 +629,38 @@ static void allow_dynamic_smem(Kernel kernel, size_t largest) {
   if (!done.insert(std::make_pair((const void*)kernel, device)).second) return;
   sx_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)largest),
            "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
+    (void)cudaGetLastError();  // not supported here: the occupancy query then refuses 16 and the launch takes 8
+  }
 }
 
 template <typename M, typename T, typename Case>
 static void launch_rows(const RowsArgs<M>& a) {
   auto kernel = rows_kernel<M, T, Case>;
+  using Layout = ShareLayout<T, Case>;
   constexpr int VEC = Vec<T>::N;
-  // cluster size: the smallest power of two that cuts a row into shares of <= kSliceBytes
+  constexpr bool kStats = Case::kHasMax || Case::kSums > 0;
+  // shared memory for a CTA's share of S (only when there are passes before the output)
+  const bool with_e = Case::kCache && a.out != nullptr;
+  auto share = [&](int S) -> int64_t { return kStats ? Layout::bytes((a.cols / VEC + S - 1) / S, with_e) : 0; };
+  // cluster size: the smallest power of two that cuts a row's share to <= kSliceBytes (a row without statistics
+  // is only split for parallelism: up to the portable size)
   const int64_t row_bytes = a.cols * (int64_t)sizeof(T);
   int S = 1;
-  while (S < kMaxCluster && row_bytes > S * kSliceBytes) S *= 2;
-  // shared memory for one share (only worth it when there is a second pass over the row)
-  const bool two_passes = a.out != nullptr && (Case::kHasMax || Case::kSums > 0);
-  const int64_t max_packs = (a.cols / VEC + S - 1) / S;
-  size_t smem = two_passes ? (size_t)max_packs * sizeof(uint4) : 0;
+  if (kStats) {
+    while (S < kMaxCluster && share(S) > kSliceBytes) S *= 2;
+  } else {
+    while (S < kPortableCluster && row_bytes > S * kSliceBytes) S *= 2;
+  }
   cudaFuncAttributes attributes;
   sx_check(cudaFuncGetAttributes(&attributes, kernel), "cudaFuncGetAttributes");
   const size_t optin = (size_t)sx_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
-  if (smem + attributes.sharedSizeBytes > optin) smem = 0;  // too long: stream the row twice
-  if (smem > 0) allow_dynamic_smem(kernel, optin - attributes.sharedSizeBytes);
+  auto fitting = [&](int size) -> size_t {  // 0: too long for shared memory, stream the row
+    const size_t bytes = (size_t)share(size);
+    return bytes + attributes.sharedSizeBytes > optin ? 0 : bytes;
+  };
+  size_t smem = fitting(S);
+  configure_kernel(kernel, optin - attributes.sharedSizeBytes);
 
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeClusterDimension;
@@ -514,23 +672,35 @@ static void launch_rows(const RowsArgs<M>& a) {
   cfg.stream = a.stream;
   cfg.attrs = attribute;
   cfg.numAttrs = 1;
-  // fall back to streaming, then to one CTA per row, if a configuration does not fit
+  // fall back to the portable cluster size, then to streaming, then to one CTA per row, if a configuration does not fit
   for (;;) {
     attribute[0].val.clusterDim.x = (unsigned)S;
     cfg.gridDim = dim3((unsigned)S, 1, 1);  // one cluster, for the occupancy query
     cfg.dynamicSmemBytes = smem;
     if (S == 1 && smem == 0) break;
     if (active_clusters(kernel, cfg) > 0) break;
-    if (smem > 0) smem = 0;
-    else S = 1;
+    if (S > kPortableCluster) {
+      S = kPortableCluster;
+      smem = fitting(S);
+    } else if (smem > 0) {
+      smem = 0;
+    } else {
+      S = 1;
+    }
   }
-  if (a.rows > (int64_t)0x7fffffff / S) throw std::invalid_argument(std::string(M::kName) + ": too many rows for one launch");
-  cfg.gridDim = dim3((unsigned)(a.rows * S), 1, 1);
-  sx_check(cudaLaunchKernelEx(&cfg, kernel, static_cast<const T*>(a.x), static_cast<const T*>(a.y),
-                              static_cast<const T*>(a.weight), a.target, static_cast<T*>(a.out), a.loss, a.lse,
-                              a.denom, a.factor, a.status, a.rows, a.cols, a.ignore_index, smem > 0,
-                              a.lse_of_ignored, a.prm),
-           "launch of the rows kernel");
+  // at most 2^31 - 1 CTAs per launch: more rows go in several launches
+  const int64_t per_launch = (int64_t)0x7fffffff / S;
+  for (int64_t r0 = 0; r0 < a.rows; r0 += per_launch) {
+    const int64_t n = a.rows - r0 < per_launch ? a.rows - r0 : per_launch;
+    const int64_t offset = r0 * a.cols;
+    cfg.gridDim = dim3((unsigned)(n * S), 1, 1);
+    sx_check(cudaLaunchKernelEx(&cfg, kernel, static_cast<const T*>(a.x) + offset,
+                                a.y ? static_cast<const T*>(a.y) + offset : nullptr, static_cast<const T*>(a.weight),
+                                a.target ? a.target + r0 : nullptr, a.out ? static_cast<T*>(a.out) + offset : nullptr,
+                                a.loss ? a.loss + r0 : nullptr, a.lse ? a.lse + r0 : nullptr, a.denom, a.factor,
+                                a.status, r0, n, a.cols, a.ignore_index, smem > 0, a.lse_of_ignored, a.prm),
+             "launch of the rows kernel");
+  }
 }
 
 template <typename M, typename T, size_t I = 0>
@@ -602,11 +772,26 @@ template <typename M> struct Rows {
     with_dtype<RunScale>(M::kName, dtype, grad, grad_output, go_stride, rows, cols, static_cast<cudaStream_t>(stream));
   }
 };
-#endif  // SYMXENT_CUDA_HOST_CHECK
+#else  // SYMXENT_CUDA_EMULATE: the kernel on host threads, configured as launch_rows would (or as a test asks)
+
+// run rows_kernel<M, T, Case> over `rows` rows in clusters of S CTAs; `cache_row`: shares in shared memory
+template <typename M, typename T, typename Case>
+void emulate_rows(const T* x, const T* y, const T* weight, const int64_t* target, T* out, float* loss, float* lse,
+                  const float* denom, float factor, unsigned long long* status, int64_t rows, int64_t cols,
+                  int64_t ignore_index, bool lse_of_ignored, typename M::Params prm, int S, bool cache_row) {
+  constexpr int VEC = Vec<T>::N;
+  const int64_t per = (cols / VEC + S - 1) / S;
+  const size_t smem = cache_row ? (size_t)ShareLayout<T, Case>::bytes(per, Case::kCache && out != nullptr) : 0;
+  emulate::launch(rows * S, S, kThreads, smem, [&] {
+    rows_kernel<M, T, Case>(x, y, weight, target, out, loss, lse, denom, factor, status, 0, rows, cols, ignore_index,
+                            cache_row, lse_of_ignored, prm);
+  });
+}
+#endif  // SYMXENT_CUDA_EMULATE
 
 }  // namespace symxent_cuda
 
-#ifndef SYMXENT_CUDA_HOST_CHECK
+#ifndef SYMXENT_CUDA_EMULATE
 // the module's host API: declared (api.h), then defined over the skeleton
 #define SYMXENT_CUDA_ROWS_MODULE(NAME, M)                                                                     \
   SYMXENT_CUDA_ROWS_API(NAME)                                                                                 \
