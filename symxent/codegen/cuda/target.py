@@ -16,20 +16,26 @@ A target is a printer, the rules it uses, templates and headers (STYLE 6):
   host API and the pybind11 binding are the runtime's headers (``symxent/cuda/api.h``,
   ``binding.h``), named in the contract (``cuda_binding.tmpl.py``) for the runtime.
 
-What is printed for a row case (everything else is template):
+What is printed for a row case (everything else is template; ``rows.cuh`` runs three passes: the row
+maximum, the sums at that maximum, the output):
 
 - ``gather``: values at the target class (``z_c = z[c]``, ``w_c = w[c]``), read by the template;
 - ``score``: the element whose row maximum is the shift ``m`` (the logit, or e.g. its soft-capped value);
-- ``sums``: each class-axis sum's term at a shift ``m`` (``s[j] += exp(z_a - m)``) and, for a sum
-  linear in ``m``, its ``-d term / dm`` (``u[j] += w_a``). The C target makes one pass for the max and
-  one for the sums; the CUDA template makes one, keeping ``m`` as a running maximum and moving each sum
-  along when it grows: :func:`sum_kind` derives how (``exp(-m)``: rescale; linear: shift by ``u``);
+- ``sums``: each class-axis sum's term at the row's ``m`` (``s[j] += e``) and the element's value ``e`` that
+  the output reuses: an exponential of the element that a sum and the output both contain, computed once
+  (``e = exp2(log2e*(z_a - m))``), kept in shared memory by the skeleton (``kCache``);
 - ``loss``: the row loss from ``m``, ``n``, the gathers, the sums and the parameters;
-- ``dense``: the output element (gradient or map) from the element's values and the row values;
-- ``scatter``: what the output gains at the target class (``-w_c`` of ``softmax - onehot``).
+- ``element``: ``e`` again, for a row streamed from global memory (no cache);
+- ``dense``: the output element (gradient or map) from the element's values, ``e`` and the row values,
+  times the call's scale (``mean``'s 1/W and the factor, folded into the row factors);
+- ``scatter``: what the output gains at the target class (``-w_c`` of ``softmax - onehot``);
+- ``score_terms`` / ``sums_terms`` / ``dense_terms``: each pass's loop-invariant pieces, once per row.
 
-The common subexpressions of the lowering are inlined and each printed function does its own
-``cse``: a function recomputes what it needs, in the pass where it runs.
+Each pass's expressions are the lowering's with its statements inlined, every ``exp`` rewritten by
+:data:`ELEMENT_RULES_CUDA` (``exp_as_exp2``: MUFU.EX2 computes 2^y), then hoisted (:func:`hoist_invariants`);
+the other printed functions use the lowering's statements. The analysis of a row case (:class:`_RowCase`:
+gathers, maximum, sums and how each follows a running maximum, :func:`sum_kind`) is shared with the Triton
+target, which keeps an online maximum; the CUDA printing is :class:`_CudaRowCase`.
 """
 from __future__ import annotations
 
