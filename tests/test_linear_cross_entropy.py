@@ -442,3 +442,26 @@ def test_user_loss_parameter_schedule_registers_the_loss_once():
     values = [float(linear_cross_entropy(h, W, t, loss=focal, loss_params={"gamma": g})) for g in (0.5, 1.0, 2.0)]
     assert len(fused._USER_LOSSES) <= before + 1
     assert values[0] > values[1] > values[2]  # (1 - p)**gamma shrinks with gamma
+
+
+def test_softcap_of_index_targets_is_the_generated_kernels():
+    """Index targets: the soft-capping and its gradient factor run inside the generated row kernel
+    (``cross_entropy_softcap``, derived through tanh); probability targets and user losses are capped around it."""
+    from symxent.functional import linear as fused
+    assert fused._capped_kernel("cross_entropy", {"label_smoothing": 0.1}, 30.0) == (
+        "cross_entropy_softcap", {"label_smoothing": 0.1, "softcap": 30.0}, 0.0)
+    assert fused._capped_kernel("cross_entropy", {}, 0.0) == ("cross_entropy", {}, 0.0)
+    assert fused._capped_kernel("cross_entropy_prob", {}, 30.0) == ("cross_entropy_prob", {}, 30.0)
+    # the generated kernel alone, on logits: torch's cross-entropy of the capped logits
+    z = torch.randn(4, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 20
+    t = torch.tensor([0, 3, 6, 2])
+    w = torch.rand(7, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 0.5
+    loss, grad = fused._row_kernel("cross_entropy_softcap", "torch")(
+        z, t, w, {"label_smoothing": 0.1, "lse_square_scale": 1e-3, "softcap": 5.0}, True)
+    x = z.clone().requires_grad_()
+    capped = 5.0 * torch.tanh(x / 5.0)
+    want = F.cross_entropy(capped, t, weight=w, label_smoothing=0.1, reduction="none") \
+        + 1e-3 * torch.logsumexp(capped, 1) ** 2
+    want.sum().backward()
+    assert_close(loss, want.detach(), rtol=1e-12, atol=1e-12)
+    assert_close(grad, x.grad, rtol=1e-10, atol=1e-12)

@@ -51,6 +51,12 @@ def _row_cases(rng, dtype):
                               t(z), v if name.endswith("target") else t(y),
                               weight=v if name.endswith("weight") else t(weight), reduction="none",
                               label_smoothing=eps), wrt))
+    for eps, zs, cap in ((0.0, 0.0, 2.5), (0.1, 1e-3, 30.0)):  # the logits soft-capped: cap * tanh(z / cap)
+        def capped(x, eps=eps, zs=zs, cap=cap):
+            c = cap * torch.tanh(x / cap)
+            return F.cross_entropy(c, t(target), weight=t(weight), reduction="none",
+                                   label_smoothing=eps) + zs * torch.logsumexp(c, 1) ** 2
+        cases.append(("cross_entropy_softcap", (z, target, weight, eps, zs, cap), capped, z))
     cases.append(("nll", (logp, target, weight),
                   lambda x: F.nll_loss(x, t(target), weight=t(weight), reduction="none"), logp))
     return cases

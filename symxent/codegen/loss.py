@@ -307,6 +307,27 @@ def with_z_loss(loss: Loss) -> Loss:
     return dataclasses.replace(loss, args=args, cases=cases, doc=doc, returns_lse=True)
 
 
+#: the soft-capping of the logits (Gemma 2): z <- softcap * tanh(z / softcap)
+SOFTCAP = sp.Symbol("softcap", positive=True)
+
+
+def with_softcap(loss: Loss) -> Loss:
+    """``loss`` of the soft-capped logits ``softcap * tanh(z / softcap)`` (Gemma 2), named ``<name>_softcap``, with
+    the scalar argument ``softcap``: every element of ``z`` in every case replaced (the z-loss too: of the capped
+    logits, as the fused linear cross-entropy applies it). The gradient is derived through the cap
+    (``1 - tanh^2``), so a kernel folds the capping into its row sweep. No per-row logsumexp is returned (it would
+    be of the capped logits)."""
+    z = loss.wrt
+
+    def capped(expr):
+        return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == z,
+                            lambda e: SOFTCAP * sp.tanh(e / SOFTCAP))
+    cases = tuple(Case(case.when, capped(case.expr)) for case in loss.cases)
+    args = loss.args + (Arg("softcap", "scalar", SOFTCAP),)
+    return dataclasses.replace(loss, name=f"{loss.name}_softcap", args=args, cases=cases, returns_lse=False,
+                               doc=f"{loss.doc}, of the logits softcap * tanh(z / softcap)")
+
+
 def _catalogue() -> dict:
     z, w, y = d.vector("z"), d.vector("w"), d.vector("y")
     logp = d.vector("logp")
@@ -368,6 +389,8 @@ def _catalogue() -> dict:
              after_derivative=lambda g, case: by_log_softmax(g, z.base)),
     ]
     losses = [with_z_loss(loss) if loss.name in ("cross_entropy", "cross_entropy_prob") else loss for loss in losses]
+    # the fused linear cross-entropy's soft-capping, folded into the kernel
+    losses += [with_softcap(loss) for loss in losses if loss.name == "cross_entropy"]
     return {loss.name: loss for loss in losses}
 
 

@@ -266,13 +266,13 @@ def _row_kernel(kernel: str, backend: str):
     fn = generated_kernel(kernel, backend)
     if backend == "c":
         def call(z, t, w, scalars, want_grad):
-            loss, grad, _ = fn(z.numpy(), t.numpy(), w.numpy(), **scalars, want_grad=want_grad)
+            loss, grad = fn(z.numpy(), t.numpy(), w.numpy(), **scalars, want_grad=want_grad)[:2]  # (no lse)
             return torch.from_numpy(loss), None if grad is None else torch.from_numpy(grad)
         return call
 
     def call(z, t, w, scalars, want_grad):
         into = dict(out=z) if backend == "triton" else {}  # triton: the gradient into the chunk's logits buffer
-        loss, grad, _ = fn(z, t, w, **scalars, want_grad=want_grad, **into)
+        loss, grad = fn(z, t, w, **scalars, want_grad=want_grad, **into)[:2]  # (no lse)
         return loss, grad
     return call
 
@@ -386,6 +386,15 @@ class TargetGrads:
             self.weight += grad_w.mul_(share).sum(0)
 
 
+def _capped_kernel(kernel: str, scalars: dict, softcap: float):
+    """``(kernel, scalars, cap left to the chunk loop)``: cross-entropy with index targets soft-capped by its generated
+    kernel (``cross_entropy_softcap``: the capping and its gradient factor in the row sweep), anything else (a
+    probability target, a user loss) capped around the kernel by the chunk loop."""
+    if softcap and kernel == "cross_entropy":
+        return "cross_entropy_softcap", {**scalars, "softcap": softcap}, 0.0
+    return kernel, scalars, softcap
+
+
 def _scalars(options, reduction, probability, total, counted, kernel):
     """The row kernel's scalar arguments by name: a user loss's parameters, or cross_entropy's options rescaled
     for the reduction (:data:`symxent.semantics.KERNEL_OPTIONS`)."""
@@ -412,6 +421,7 @@ def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w:
     if user and reduction == "mean":
         total = counted  # a user loss has no class weights: mean over the counted rows
     scalars = _scalars(options, reduction, probability, total, counted, kernel)
+    kernel, scalars, softcap = _capped_kernel(kernel, scalars, softcap)
     row_scale = None
     targets = _target_grads(t, w, options, kernel, wants) if reduction != "none" else None
     if reduction != "none" and any(wants):  # each row's share of the reduced loss; ignored rows 0
@@ -448,6 +458,7 @@ def linear_cross_entropy_backward(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, 
     probability = t.dim() == 3
     keep, _, _ = _denominators(t, w, ignore_index, probability)
     scalars = _scalars(options, "none", probability, 1.0, 1, kernel)
+    kernel, scalars, softcap = _capped_kernel(kernel, scalars, softcap)
     scale = grad_rows if keep is None else grad_rows * keep
     targets = _target_grads(t, w, options, kernel, wants)
     _, gh, gw, gb = run_chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, _row_kernel(kernel, backend), chunk,

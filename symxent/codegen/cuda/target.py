@@ -344,6 +344,22 @@ class _RowCase:
         return next((j for j, term in enumerate(self.terms) if sp.simplify(term - target) == 0), -1)
 
 
+def collect_by_element(expr: sp.Expr) -> sp.Expr:
+    """``expr`` as a sum of (row-invariant coefficient) x (a distinct product of the element's values: ``z[a]``,
+    ``w[a]``, ``e``, functions of them): the top-level products of sums multiplied out (not inside functions:
+    an exponent stays whole) and the terms with the same element part added, so that each element costs one
+    multiply-add per distinct part (``e*h0 + e*h1*u**2 + ...`` becomes ``e*(h0 + h1*u**2)``'s two terms)."""
+    expr = sp.expand(expr, deep=False)
+    varying = list(expr.atoms(sp.Indexed)) + ([CACHED] if expr.has(CACHED) else [])
+    if not varying:
+        return expr
+    groups: dict = {}
+    for term in sp.Add.make_args(expr):
+        coefficient, part = term.as_independent(*varying, as_Add=False)
+        groups[part] = groups.get(part, sp.S.Zero) + coefficient
+    return sp.Add(*[coefficient * part for part, coefficient in groups.items()])
+
+
 #: the output pass's factor (``mean``'s 1/W times the call's factor): a row value of ``dense_terms``
 SCALE = sp.Symbol("row_scale", real=True)
 #: an element's value computed by the sums pass and reused by the output pass (``e``: ``exp(z_a - m)``)
@@ -376,7 +392,7 @@ class _CudaRowCase(_RowCase):
         self.cached = shared[0] if shared else None
         if self.cached is not None:
             dense = dense.xreplace({self.cached: CACHED})
-        dense = sp.Add(*[SCALE * term for term in sp.Add.make_args(dense)])
+        dense = sp.Add(*[SCALE * term for term in sp.Add.make_args(collect_by_element(dense))])
         extra = [self.cached] if self.cached is not None else []
         (self.score_c,), self.hoisted0_c, _ = hoist_invariants([score], fixed0, {}, "h")
         out1, self.hoisted1_c, _ = hoist_invariants(sums + extra, fixed1, {}, "h")

@@ -172,7 +172,6 @@ inline int sx_cluster_size() { return emulate::self.size; }
 inline int sx_cluster_rank() { return emulate::self.rank; }
 inline void sx_sync() { emulate::self.cta().barrier.arrive_and_wait(); }
 inline void sx_cluster_arrive_release() { emulate::self.arrival.emplace(emulate::self.cluster->barrier.arrive()); }
-inline void sx_cluster_arrive_relaxed() { sx_cluster_arrive_release(); }
 inline void sx_cluster_wait() {
   emulate::self.cluster->barrier.wait(std::move(*emulate::self.arrival));
   emulate::self.arrival.reset();

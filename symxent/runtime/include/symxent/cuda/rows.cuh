@@ -21,7 +21,7 @@
 //      target class patched after the loop by the thread that owns it.
 // The sums are merged over the warps, the CTA and the cluster (through distributed shared memory) by the same
 // butterfly in every CTA: deterministic, and the same bits everywhere. Cluster barriers are split: arrive.release
-// when a CTA's partial is written, wait.acquire before the others' are read, arrive.relaxed once they are, and the
+// when a CTA's partial is written, wait.acquire before the others' are read, arrive.release once they are, and the
 // last wait only before the CTA exits. A row too long for the cluster's shared memory is streamed three times
 // instead (the later reads mostly hit L2). Offsets are 64-bit; a scalar head and tail handle rows that do not
 // start or end on 16 bytes.
@@ -189,7 +189,7 @@ template <typename T, typename Case> struct RowInputs {
 // the packs a pass handles at a time (their loads in flight together): four of one input from shared memory, else
 // two (a class vector streamed from global memory may take a scalar load per element; more would not fit in 64
 // registers)
-constexpr int packs_at_a_time(bool cached, int reads) { return cached && (reads & (reads - 1)) == 0 ? 4 : 2; }
+__host__ __device__ constexpr int packs_at_a_time(bool cached, int reads) { return cached && (reads & (reads - 1)) == 0 ? 4 : 2; }
 
 // f(v) for this thread's packs v = tid, tid + kThreads, ... < mine, K at a time, then one at a time
 template <int K, typename F> __device__ __forceinline__ void each_pack(int tid, int mine, F&& f) {
@@ -444,7 +444,9 @@ rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* o
     if (loss_out != nullptr) loss_out[r] = skip ? 0.0f : Case::loss(row, prm);
   }
   const bool exchanged = S > 1 && kStats;
-  if (exchanged) sx_cluster_arrive_relaxed();  // done reading the other CTAs' shared memory
+  // done reading the other CTAs' shared memory. A release, not .relaxed: a relaxed arrive does not order the loads
+  // before it, and a CTA that has not used a remote value yet would let its owner exit under the load
+  if (exchanged) sx_cluster_arrive_release();
 
   // pass 3: the output (gradient or map) of this CTA's share
   if (outr != nullptr) {
@@ -688,8 +690,9 @@ static void launch_rows(const RowsArgs<M>& a) {
       S = 1;
     }
   }
-  // at most 2^31 - 1 CTAs per launch: more rows go in several launches
-  const int64_t per_launch = (int64_t)0x7fffffff / S;
+  // at most 2^31 - 1 CTAs per launch: more rows go in several launches, each starting at a multiple of VEC rows (the
+  // kernel finds a row's 16-byte boundaries from its pointer, which must stay aligned: r0 * cols % VEC == 0)
+  const int64_t per_launch = ((int64_t)0x7fffffff / S) / VEC * VEC;
   for (int64_t r0 = 0; r0 < a.rows; r0 += per_launch) {
     const int64_t n = a.rows - r0 < per_launch ? a.rows - r0 : per_launch;
     const int64_t offset = r0 * a.cols;

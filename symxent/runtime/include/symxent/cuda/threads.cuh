@@ -25,13 +25,10 @@ __device__ __forceinline__ int sx_cluster_rank() {
 __device__ __forceinline__ void sx_sync() { __syncthreads(); }
 
 // the cluster barrier, split (every thread of every CTA of the cluster, convergent): arrive.release after this
-// CTA's shared values are written, wait.acquire before another CTA's are read; arrive.relaxed when this CTA has
-// finished reading the others' (it only says so: nothing of its own is published)
+// CTA's shared values are written (or after it has read the others': a relaxed arrive would not order those loads
+// before it), wait.acquire before another CTA's values are read or before this CTA exits
 __device__ __forceinline__ void sx_cluster_arrive_release() {
   asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void sx_cluster_arrive_relaxed() {
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
 }
 __device__ __forceinline__ void sx_cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
 
