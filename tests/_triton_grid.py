@@ -178,5 +178,25 @@ for k, (kwargs, dtype) in enumerate([(dict(), torch.float32), (dict(label_smooth
         lambda h, W: S.linear_cross_entropy(h, W, t, backend="triton", chunk_size=8, **kwargs),
         lambda h, W: F.cross_entropy(h @ W.T, t, **kwargs), [h, W], dtype)
 
+# soft-capped inside the generated kernel (cross_entropy_softcap), with the other options
+for k, (kwargs, dtype) in enumerate([(dict(), torch.float64),
+                                     (dict(label_smoothing=0.1, lse_square_scale=1e-3, reduction="sum"), torch.float32)]):
+    h = torch.randn(29, 16, generator=gen(950 + k), dtype=torch.float64)
+    W = torch.randn(300, 16, generator=gen(960 + k), dtype=torch.float64)
+    t = torch.randint(0, 300, (29,), generator=gen(970 + k))
+    t[::4] = -100
+    zs = kwargs.pop("lse_square_scale", 0.0)
+
+    def capped_reference(h, W, kwargs=kwargs, zs=zs, t=t):
+        z = 2.5 * torch.tanh(h @ W.T / 2.5)
+        loss = F.cross_entropy(z, t, **kwargs)
+        counted = (t != -100).sum()
+        lse = torch.logsumexp(z, 1)[t != -100]
+        return loss + zs * (lse ** 2).sum() / (counted if kwargs.get("reduction", "mean") == "mean" else 1)
+    run(f"linear_cross_entropy softcap {kwargs} z-loss {zs} {dtype}",
+        lambda h, W, kwargs=kwargs, zs=zs, t=t: S.linear_cross_entropy(h, W, t, backend="triton", chunk_size=8,
+                                                                      softcap=2.5, lse_square_scale=zs, **kwargs),
+        capped_reference, [h, W], dtype)
+
 print("GRID " + json.dumps(dict(ran=ran, failures=failures)))
 sys.exit(0)

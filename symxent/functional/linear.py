@@ -386,11 +386,19 @@ class TargetGrads:
             self.weight += grad_w.mul_(share).sum(0)
 
 
-def _capped_kernel(kernel: str, scalars: dict, softcap: float):
+#: the backends whose chunks are soft-capped inside the generated kernel (``cross_entropy_softcap``). On the CPU the
+#: chunk loop's torch passes around the kernel are faster (benchmarks/README.md: tanh once per element, vectorized,
+#: against libm's tanhf in each of the C kernel's passes: 3.1 s against 5.8 s at 4096 x 1024 x 32000); on a GPU the
+#: kernel saves the passes over the chunk's logits (an estimate: not measured yet)
+SOFTCAP_IN_KERNEL = frozenset({"cuda", "triton"})
+
+
+def _capped_kernel(kernel: str, scalars: dict, softcap: float, backend: str):
     """``(kernel, scalars, cap left to the chunk loop)``: cross-entropy with index targets soft-capped by its generated
-    kernel (``cross_entropy_softcap``: the capping and its gradient factor in the row sweep), anything else (a
-    probability target, a user loss) capped around the kernel by the chunk loop."""
-    if softcap and kernel == "cross_entropy":
+    kernel (``cross_entropy_softcap``: the capping and its gradient factor in the row sweep) on the backends of
+    :data:`SOFTCAP_IN_KERNEL`; anything else (another backend, a probability target, a user loss) capped around the
+    kernel by the chunk loop."""
+    if softcap and kernel == "cross_entropy" and backend in SOFTCAP_IN_KERNEL:
         return "cross_entropy_softcap", {**scalars, "softcap": softcap}, 0.0
     return kernel, scalars, softcap
 
@@ -421,7 +429,7 @@ def linear_cross_entropy_chunks(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, w:
     if user and reduction == "mean":
         total = counted  # a user loss has no class weights: mean over the counted rows
     scalars = _scalars(options, reduction, probability, total, counted, kernel)
-    kernel, scalars, softcap = _capped_kernel(kernel, scalars, softcap)
+    kernel, scalars, softcap = _capped_kernel(kernel, scalars, softcap, backend)
     row_scale = None
     targets = _target_grads(t, w, options, kernel, wants) if reduction != "none" else None
     if reduction != "none" and any(wants):  # each row's share of the reduced loss; ignored rows 0
@@ -458,7 +466,7 @@ def linear_cross_entropy_backward(h: Tensor, w3: Tensor, b2: Tensor, t: Tensor, 
     probability = t.dim() == 3
     keep, _, _ = _denominators(t, w, ignore_index, probability)
     scalars = _scalars(options, "none", probability, 1.0, 1, kernel)
-    kernel, scalars, softcap = _capped_kernel(kernel, scalars, softcap)
+    kernel, scalars, softcap = _capped_kernel(kernel, scalars, softcap, backend)
     scale = grad_rows if keep is None else grad_rows * keep
     targets = _target_grads(t, w, options, kernel, wants)
     _, gh, gw, gb = run_chunks(h, w3, b2, t, w, ignore_index, scalars, softcap, _row_kernel(kernel, backend), chunk,
