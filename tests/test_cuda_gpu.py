@@ -475,3 +475,35 @@ def test_the_same_bits_twice(cols):
     z, t = logits(8, cols, torch.bfloat16), targets(8, cols)
     runs = [run_both(z, t, class_weights(cols, torch.bfloat16), eps=0.1, reduction="sum")[:2] for _ in range(2)]
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
+
+# --- fused linear + cross-entropy with the CUDA row kernel (issue 13) -----------------------------------------------
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "lse_square_scale": 1e-3, "softcap": 15.0}],
+                         ids=["plain", "smoothing_zloss_softcap"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_linear_cross_entropy_cuda_chunks_match_the_unfused_reference(dtype, options):
+    """Chunks through the generated CUDA kernel (the gradient into each chunk's logits; the soft-capping inside
+    ``cross_entropy_softcap``) against torch's unfused float64 reference on the same (rounded) inputs."""
+    g = torch.Generator(device="cpu").manual_seed(7)
+    h = (torch.randn(300, 64, generator=g, dtype=torch.float64)).to(DEVICE, dtype).requires_grad_()
+    W = (torch.randn(5000, 64, generator=g, dtype=torch.float64) * 0.3).to(DEVICE, dtype).requires_grad_()
+    t = torch.randint(0, 5000, (300,), generator=g).to(DEVICE)
+    t[::7] = -100
+    loss = sxf.linear_cross_entropy(h, W, t, backend="cuda", chunk_size=64, **options)
+    loss.backward()
+    h64, W64 = (x.detach().double().requires_grad_() for x in (h, W))
+    z = h64 @ W64.T
+    cap = options.get("softcap")
+    if cap:
+        z = cap * torch.tanh(z / cap)
+    want = F.cross_entropy(z, t, label_smoothing=options.get("label_smoothing", 0.0))
+    zs = options.get("lse_square_scale", 0.0)
+    if zs:
+        kept = t != -100
+        want = want + zs * (torch.logsumexp(z, 1)[kept] ** 2).sum() / kept.sum()
+    want.backward()
+    rtol = 2e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(loss.double(), want.detach(), rtol=rtol, atol=rtol)
+    for ours, theirs in ((h.grad, h64.grad), (W.grad, W64.grad)):
+        torch.testing.assert_close(ours.double(), theirs, rtol=rtol * 5, atol=rtol * float(theirs.abs().max()))
