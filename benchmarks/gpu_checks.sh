@@ -4,7 +4,8 @@
 # machine with a Hopper GPU, PyTorch with CUDA, nvcc and ninja:
 #     bash benchmarks/gpu_checks.sh [OUTDIR]
 # Stages: build every CUDA module in parallel; the GPU tests (cuda kernels, then the functional cuda
-# backend); the benchmark at (8192, 128256) bf16 / fp32 with the copy limit; compute-sanitizer memcheck
+# backend); the benchmark at (8192, 128256) bf16 / fp32 with the copy limit; the fused linear + cross-entropy
+# benchmark at (8192, 4096, 128256) bf16; compute-sanitizer memcheck
 # (every GPU test) and racecheck (one case); ncu on the cross-entropy row kernel. Logs go to OUTDIR ($OUT or ./gpu_out).
 # QUICK=1: the build and the GPU tests only (about 5 minutes), e.g. after a change of the host side.
 set -u
@@ -63,6 +64,10 @@ if [ -n "${QUICK:-}" ]; then stage "done (QUICK: no benchmark, sanitizers or ncu
 stage "benchmark (8192, 128256) bf16 / fp32 with the copy limit, Liger-Kernel if carried"
 timeout 130 python3 benchmarks/bench_cuda.py --shapes 8192x128256 --dtypes bf16 fp32 --warmup 3 --repeats 10 \
     --json "$OUTDIR/bench_cuda.json" 2>&1 | tee "$OUTDIR/bench_cuda.log" | grep -v Warning
+
+stage "fused linear + cross-entropy at (8192, 4096, 128256) bf16, with Liger-Kernel's if installed (issue 13)"
+timeout 240 python3 benchmarks/bench_linear_ce.py --device cuda --repeat 5 2>&1 | tee "$OUTDIR/bench_linear_ce.log" \
+    | grep -v Warning
 
 stage "compute-sanitizer memcheck (every GPU test but the slow one)"
 timeout 150 compute-sanitizer --tool memcheck --print-limit 20 $PYTEST tests/test_cuda_gpu.py -m "gpu and not slow" \
