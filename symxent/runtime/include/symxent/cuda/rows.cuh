@@ -128,6 +128,16 @@ __device__ __forceinline__ int64_t scalar_column(int k, int64_t head, int64_t ta
   return k < head ? (int64_t)k : cols - tail + (k - head);
 }
 
+// +0.0 (in every dtype) over this CTA's share of an output row: its packs, and rank 0's head and tail scalars
+template <typename T>
+__device__ __forceinline__ void zero_share(T* outr, int64_t head, int64_t tail, int64_t cols, int64_t v0, int mine,
+                                           int scalars, int tid) {
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  uint4* ov = packs(outr + head) + v0;
+  for (int v = tid; v < mine; v += kThreads) ov[v] = zero;
+  if (tid < scalars) outr[scalar_column(tid, head, tail, cols)] = from_float<T>(0.0f);
+}
+
 // what the CTAs of a cluster share (static shared memory; cta_max and cta_sums are read by the other CTAs)
 template <typename Row, int NS> struct RowsShared {
   float warp_max[kWarps];
@@ -276,12 +286,7 @@ rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* o
     }
   }
   if (skip && !lse_of_ignored) {  // the whole cluster takes this branch: no cluster barrier pending
-    if (outr != nullptr) {
-      const uint4 zero = make_uint4(0u, 0u, 0u, 0u);  // +0.0 in every dtype
-      uint4* ov = packs(outr + head) + v0;
-      for (int v = tid; v < mine; v += kThreads) ov[v] = zero;
-      if (tid < scalars) outr[scalar_column(tid, head, tail, cols)] = from_float<T>(0.0f);
-    }
+    if (outr != nullptr) zero_share(outr, head, tail, cols, v0, mine, scalars, tid);
     if (rank == 0 && tid == 0) {
       if (loss_out != nullptr) loss_out[r] = 0.0f;
       if (lse_out != nullptr) lse_out[r] = 0.0f;
@@ -452,9 +457,7 @@ rows_kernel(const T* x, const T* y, const T* weight, const int64_t* target, T* o
   if (outr != nullptr) {
     uint4* ov = packs(outr + head) + v0;
     if (skip) {  // an ignored row whose lse is asked for: zero output
-      const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-      for (int v = tid; v < mine; v += kThreads) ov[v] = zero;
-      if (tid < scalars) outr[scol] = from_float<T>(0.0f);
+      zero_share(outr, head, tail, cols, v0, mine, scalars, tid);
     } else {
       const float scale = denom != nullptr ? factor / *denom : factor;
       const float at_target = Case::kScatter ? scale * Case::scatter(row, prm) : 0.0f;  // added at column c
